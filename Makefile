@@ -1,0 +1,44 @@
+# Two entry points: `make run` (install + serve with demo data) and `make test` (install + whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+R4_PACKAGE := var/packages/hl7.fhir.r4.examples\#4.0.1/package/package.json
+
+.PHONY: run test install install-dev packages postgres lint bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed packages
+install-dev: $(VENV)/.installed-dev packages
+
+packages: $(R4_PACKAGE)
+
+$(R4_PACKAGE):
+	scripts/fetch-packages.sh
+
+postgres:
+	scripts/ensure-postgres.sh
+
+run: install
+	$(BIN)/zcc-gateway demo-data
+	$(BIN)/zcc-gateway serve --host 127.0.0.1 --port 8080
+
+test: install-dev postgres
+	$(BIN)/python -m pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+
+bench: install-dev
+	$(BIN)/python bench/rest.py

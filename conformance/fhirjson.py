@@ -1,0 +1,101 @@
+"""FHIR JSON in canonical internal form: plain dicts, with decimals kept in their lexical form.
+
+FHIR decimals carry precision (`1.50` is not `1.5`), so JSON numbers with a fraction or exponent are parsed
+as `decimal.Decimal` and written back exactly as received. Parsing is strict: duplicate keys, NaN/Infinity
+and nesting deeper than `MAX_DEPTH` are rejected with `FhirJsonError`.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+MAX_DEPTH = 100
+
+
+class FhirJsonError(ValueError):
+    """The bytes are not acceptable FHIR JSON; `str(error)` says why (and where, when known)."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise FhirJsonError(f"{name} is not a valid JSON number in FHIR")
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise FhirJsonError(f"duplicate JSON property '{key}'")
+        result[key] = value
+    return result
+
+
+def _check_depth(raw: bytes | str, limit: int) -> None:
+    """Cheap scan for nesting depth before the recursive parser sees the text."""
+    depth = 0
+    in_string = False
+    escaped = False
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                raise FhirJsonError(f"JSON nesting deeper than {limit} levels")
+        elif char in "]}":
+            depth -= 1
+
+
+def loads(raw: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse FHIR JSON strictly (see module doc)."""
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise FhirJsonError(f"body is not UTF-8: {error}") from None
+    else:
+        text = raw
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    _check_depth(text, max_depth)
+    try:
+        return json.loads(
+            text,
+            parse_float=Decimal,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_object_without_duplicates,
+        )
+    except FhirJsonError:
+        raise
+    except json.JSONDecodeError as error:
+        raise FhirJsonError(f"malformed JSON: {error.msg} at line {error.lineno}, column {error.colno}") from None
+    except RecursionError:
+        raise FhirJsonError(f"JSON nesting deeper than {max_depth} levels") from None
+
+
+def loads_trusted(raw: bytes | str) -> Any:
+    """Parse JSON the gateway wrote itself (stored resources, packages): fast, decimals kept."""
+    return json.loads(raw, parse_float=Decimal)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value).encode())
+    raise TypeError(f"cannot serialise {type(value).__name__} as FHIR JSON")
+
+
+def dumps(value: Any, pretty: bool = False) -> bytes:
+    """Serialise canonical form back to JSON bytes (decimals exactly as received)."""
+    option = orjson.OPT_INDENT_2 if pretty else 0
+    return orjson.dumps(value, default=_default, option=option)
