@@ -22,8 +22,15 @@ CORE_VERSION = "4.0.1"
 
 DEFINITION_TYPES = frozenset(
     {
-        "StructureDefinition", "SearchParameter", "ValueSet", "CodeSystem", "ConceptMap",
-        "OperationDefinition", "CapabilityStatement", "NamingSystem", "CompartmentDefinition",
+        "StructureDefinition",
+        "SearchParameter",
+        "ValueSet",
+        "CodeSystem",
+        "ConceptMap",
+        "OperationDefinition",
+        "CapabilityStatement",
+        "NamingSystem",
+        "CompartmentDefinition",
         "ImplementationGuide",
     }
 )
@@ -101,7 +108,9 @@ def _load_tarball(path: Path) -> Package:
             if member.isfile()
         }
     manifest = _read_manifest(files.get("package.json", b"{}"))
-    package = Package(manifest.get("name", path.stem), manifest.get("version", ""), manifest.get("canonical"), str(path))
+    package = Package(
+        manifest.get("name", path.stem), manifest.get("version", ""), manifest.get("canonical"), str(path)
+    )
     for name, data in sorted(files.items()):
         if "/" in name or name == "package.json" or name.startswith("."):
             continue
@@ -119,12 +128,17 @@ def _cache_dir() -> Path:
 def _load_folder(folder: Path) -> Package:
     manifest_file = folder / "package.json"
     manifest = _read_manifest(manifest_file.read_bytes()) if manifest_file.exists() else {}
-    package = Package(manifest.get("name", folder.name), manifest.get("version", ""), manifest.get("canonical"), str(folder))
+    package = Package(
+        manifest.get("name", folder.name), manifest.get("version", ""), manifest.get("canonical"), str(folder)
+    )
     package._loader = lambda source: _parse_file(source, (folder / source).read_bytes())
     files = sorted(
-        file for file in folder.rglob("*")
-        if file.is_file() and file.suffix in {".json", ".xml"}
-        and file.name != "package.json" and not file.name.startswith(".")
+        file
+        for file in folder.rglob("*")
+        if file.is_file()
+        and file.suffix in {".json", ".xml"}
+        and file.name != "package.json"
+        and not file.name.startswith(".")
     )
     stamp = hashlib.sha256(
         "\n".join(f"{file}:{file.stat().st_mtime_ns}:{file.stat().st_size}" for file in files).encode()
@@ -192,11 +206,7 @@ class PackageSet:
         """All concrete resource types defined by the loaded core StructureDefinitions."""
         names = []
         for sd in self.of_type("StructureDefinition"):
-            if (
-                sd.get("kind") == "resource"
-                and sd.get("derivation") == "specialization"
-                and not sd.get("abstract")
-            ):
+            if sd.get("kind") == "resource" and sd.get("derivation") == "specialization" and not sd.get("abstract"):
                 names.append(sd["type"])
         return sorted(set(names))
 
@@ -211,5 +221,3 @@ class PackageSet:
 def default_package_paths(root: str | Path = ".") -> list[Path]:
     """The R4 core package in the local cache (`var/packages`), fetched by `make`."""
     return [Path(root) / "var" / "packages" / f"{CORE_PACKAGE}#{CORE_VERSION}" / "package"]
-
-

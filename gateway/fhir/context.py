@@ -1,0 +1,60 @@
+"""Long-lived server services and the per-request scope handlers work in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from conformance.packages import PackageSet
+from gateway.settings import Settings
+from gateway.store.repository import ResourceStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    packages: PackageSet
+    store: ResourceStore
+    search: Any  # gateway.search.definitions.SearchParameterRegistry
+    resource_types: frozenset[str]
+    write_checks: Any  # gateway.fhir.write_checks.WriteChecks
+    pipeline: Any = None  # gateway.fhir.pipeline.Pipeline (set once wired)
+    started_at: str = ""
+
+
+@dataclass
+class RequestScope:
+    """What one request (or one Bundle entry) works with. Inside a transaction all entries share one
+    connection, so that every write commits or rolls back together."""
+
+    services: Services
+    connection: Connection | None = None
+    identity: Any = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return self.services.settings.base_url
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        if self.connection is not None:
+            yield self.connection
+        else:
+            with self.services.store.write() as connection:
+                yield connection
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        if self.connection is not None:
+            yield self.connection
+        else:
+            with self.services.store.read() as connection:
+                yield connection
+
+    def child(self, connection: Connection | None) -> RequestScope:
+        return RequestScope(self.services, connection, self.identity, self.state)

@@ -1,0 +1,120 @@
+"""The HTTP boundary of the FHIR API: one route for every `/fhir/...` URL. It turns an HTTP request into an
+Interaction (limits, content negotiation, parsing), hands it to the pipeline, and renders the Result.
+Every error leaves here as an OperationOutcome; no stack trace ever does."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.fhir import formats
+from gateway.fhir.context import RequestScope, Services
+from gateway.fhir.elements import SummaryElements, apply_elements, apply_summary
+from gateway.fhir.errors import FhirError, operation_outcome
+from gateway.fhir.interaction import Interaction, Result
+from gateway.fhir.urls import interaction_for
+
+log = logging.getLogger("gateway.fhir")
+
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+_FORM = "application/x-www-form-urlencoded"
+
+
+class FhirEndpoint:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.summary = SummaryElements(services.packages)
+
+    async def handle(self, request: Request) -> Response:
+        params = list(request.query_params.multi_items())
+        pretty = dict(params).get("_pretty") == "true"
+        fmt = formats.JSON
+        try:
+            fmt = formats.negotiate(request.headers.get("accept"), dict(params).get("_format"))
+            body = await self._read_body(request)
+            interaction = self._interaction(request, params, body)
+            scope = RequestScope(self.services, identity=getattr(request.state, "identity", None))
+            result = await run_in_threadpool(self.services.pipeline.dispatch, scope, interaction)
+            return self._render(result, interaction, fmt, pretty)
+        except FhirError as error:
+            return self._outcome_response(error.status, error.outcome(), fmt, pretty, error.headers)
+        except Exception:  # the one place where unexpected failures become a 500 OperationOutcome
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            outcome = operation_outcome_text("exception", "internal server error; the incident was logged")
+            return self._outcome_response(500, outcome, fmt, pretty, {})
+
+    async def _read_body(self, request: Request) -> bytes:
+        if request.method not in _BODY_METHODS:
+            return b""
+        limit = self.services.settings.max_body
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise FhirError(413, "too-costly", f"the body ({declared} bytes) exceeds the limit of {limit} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise FhirError(413, "too-costly", f"the body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _interaction(self, request: Request, params: list[tuple[str, str]], body: bytes) -> Interaction:
+        path = request.path_params.get("path", "")
+        content_type = request.headers.get("content-type", "")
+        resource: dict[str, Any] | None = None
+        is_search_post = request.method == "POST" and (path == "_search" or path.endswith("/_search"))
+        if is_search_post:
+            if body.strip():
+                if content_type.split(";")[0].strip().lower() != _FORM:
+                    raise FhirError(415, "not-supported", "POST _search takes application/x-www-form-urlencoded")
+                params = params + parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        elif request.method in _BODY_METHODS:
+            resource = formats.parse_body(body, content_type)
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        return interaction_for(request.method, path, params, self.services.resource_types, headers, resource)
+
+    def _render(self, result: Result, interaction: Interaction, fmt: str, pretty: bool) -> Response:
+        headers = dict(result.headers)
+        if result.status in {204, 304}:
+            return Response(status_code=result.status, headers=headers)
+        params = dict(interaction.params)
+        subset = interaction.kind in {"read", "vread"} and ("_summary" in params or "_elements" in params)
+        if result.stored is not None and result.resource is None and not subset:
+            assert result.stored.body is not None
+            content = formats.json_bytes_to(result.stored.body, fmt, pretty)
+        else:
+            resource = result.body_resource()
+            if resource is None:
+                return Response(status_code=result.status, headers=headers)
+            if subset:
+                if "_elements" in params:
+                    resource = apply_elements(resource, params["_elements"].split(","))
+                else:
+                    resource = apply_summary(resource, params["_summary"], self.summary)
+            content = formats.serialize(resource, fmt, pretty)
+        return Response(content, status_code=result.status, headers=headers, media_type=_media(fmt))
+
+    def _outcome_response(
+        self, status: int, outcome: dict[str, Any], fmt: str, pretty: bool, headers: dict[str, str]
+    ) -> Response:
+        try:
+            content = formats.serialize(outcome, fmt, pretty)
+        except Exception:  # XML conversion must never hide the error itself
+            fmt = formats.JSON
+            content = formats.serialize(outcome, fmt, pretty)
+        return Response(content, status_code=status, headers=headers, media_type=_media(fmt))
+
+
+def operation_outcome_text(code: str, diagnostics: str) -> dict[str, Any]:
+    from gateway.fhir.errors import Issue
+
+    return operation_outcome([Issue("error", code, diagnostics)])
+
+
+def _media(fmt: str) -> str:
+    return f"{fmt}; charset=utf-8"

@@ -1,0 +1,145 @@
+"""search-type and search-system: a `searchset` Bundle with matches, `_include`/`_revinclude`d resources,
+opaque paging links and the requested `_total`, `_summary` and `_elements`.
+
+Paging without `_sort` is keyset paging on the resource's storage key (a page never shifts when others
+write); with `_sort` it is offset paging inside a snapshot of the query."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import Connection
+
+from gateway.fhir.context import RequestScope
+from gateway.fhir.elements import SummaryElements, apply_elements, apply_summary
+from gateway.fhir.errors import FhirError, Issue, operation_outcome
+from gateway.fhir.interaction import Interaction, Result
+from gateway.fhir.paging import decode_cursor, encode_cursor
+from gateway.search.query import parse_search
+from gateway.store import search_sql
+from gateway.store.repository import StoredResource
+
+_PASSTHROUGH = {"_format", "_pretty"}
+
+
+def find_matches(
+    scope: RequestScope, connection: Connection, resource_type: str, params: list[tuple[str, str]], limit: int = 2
+) -> list[StoredResource]:
+    """Matches of a condition (conditional create/update/delete, conditional references): at most `limit`."""
+    query = parse_search(resource_type, params, scope.services.search)
+    if query.errors:
+        error = query.errors[0]
+        raise FhirError(400, error.code, f"condition: {error.message}", [error.param])
+    keys = search_sql.match_keys(connection, query, limit=limit)
+    return scope.services.store.get_many(connection, keys)
+
+
+def search(scope: RequestScope, it: Interaction) -> Result:
+    services = scope.services
+    params = [(name, value) for name, value in it.params if name not in _PASSTHROUGH]
+    cursor = {}
+    if any(name == "_page" for name, _ in params):
+        cursor = decode_cursor(next(value for name, value in params if name == "_page"))
+        params = [(name, value) for name, value in params if name != "_page"]
+    query = parse_search(it.resource_type, params, services.search)
+    outcome_issues: list[Issue] = []
+    if query.errors:
+        if it.prefer("handling") == "lenient" and all(e.ignorable for e in query.errors):
+            outcome_issues = [Issue("warning", e.code, f"ignored: {e.message}", [e.param]) for e in query.errors]
+            query = parse_search(
+                it.resource_type, [p for p in params if p[0] not in {e.param for e in query.errors}], services.search
+            )
+        if query.errors:
+            first = query.errors[0]
+            issues = [Issue("error", e.code, e.message, [e.param]) for e in query.errors]
+            raise FhirError(400, first.code, first.message, issues=issues)
+    count = min(
+        query.count if query.count is not None else services.settings.default_count, services.settings.max_count
+    )
+    with scope.reading() as connection:
+        total = None
+        if query.total == "accurate" or query.summary == "count":
+            total = search_sql.count_matches(connection, query)
+        if query.summary == "count":
+            keys, next_state = [], None
+        else:
+            keys, next_state = _page(connection, query, cursor, count)
+            if total is None and query.total != "none" and not cursor and next_state is None:
+                total = len(keys)  # everything fits on the first page: the total is known for free
+        included = search_sql.include_keys(connection, query, keys) if keys else []
+        matches = services.store.get_many(connection, keys)
+        includes = services.store.get_many(connection, [k for k in included if k not in set(keys)])
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if total is not None:
+        bundle["total"] = total
+    bundle["link"] = _links(scope, it, params, cursor, next_state, count)
+    summary = SummaryElements(services.packages) if query.summary in {"true"} else None
+    entries = [_entry(scope, stored, "match", query, summary) for stored in matches]
+    entries += [_entry(scope, stored, "include", query, summary) for stored in includes]
+    if outcome_issues:
+        entries.append({"resource": operation_outcome(outcome_issues), "search": {"mode": "outcome"}})
+    if entries:
+        bundle["entry"] = entries
+    return Result(200, resource=bundle)
+
+
+def _page(connection: Connection, query: Any, cursor: dict[str, Any], count: int) -> tuple[list[int], dict | None]:
+    """Fetch one page (+1 to know whether there is a next one)."""
+    if query.sort:
+        offset = int(cursor.get("offset", 0))
+        keys = search_sql.match_keys(connection, query, limit=count + 1, offset=offset, max_key=cursor.get("max_key"))
+        max_key = cursor.get("max_key") or search_sql.max_key(connection)
+        state = {"offset": offset + count, "max_key": max_key, "prev": offset} if len(keys) > count else None
+        return keys[:count], state
+    after = cursor.get("after")
+    keys = search_sql.match_keys(connection, query, limit=count + 1, after_key=after)
+    state = {"after": keys[count - 1]} if len(keys) > count and count > 0 else None
+    return keys[:count], state
+
+
+def _links(
+    scope: RequestScope,
+    it: Interaction,
+    params: list[tuple[str, str]],
+    cursor: dict[str, Any],
+    next_state: dict | None,
+    count: int,
+) -> list[dict[str, str]]:
+    path = f"{scope.base_url}/{it.resource_type}" if it.resource_type else scope.base_url
+    plain = [(name, value) for name, value in params if name != "_count"] + [("_count", str(count))]
+
+    def url(state: dict[str, Any] | None) -> str:
+        extra = [("_page", encode_cursor(state))] if state else []
+        return f"{path}?{urlencode(plain + extra)}"
+
+    links = [{"relation": "self", "url": url(cursor or None)}]
+    if next_state:
+        links.append({"relation": "next", "url": url(next_state)})
+    if cursor.get("prev") is not None:
+        links.append(
+            {
+                "relation": "previous",
+                "url": url(
+                    {
+                        **cursor,
+                        "offset": cursor["prev"],
+                        "prev": max(0, cursor["prev"] - count) if cursor["prev"] else None,
+                    }
+                ),
+            }
+        )
+    return links
+
+
+def _entry(
+    scope: RequestScope, stored: StoredResource, mode: str, query: Any, summary: SummaryElements | None
+) -> dict[str, Any]:
+    resource = stored.resource()
+    if query.elements:
+        resource = apply_elements(resource, query.elements)
+    elif query.summary in {"true", "text", "data"} and summary is not None:
+        resource = apply_summary(resource, query.summary, summary)
+    elif query.summary in {"text", "data"}:
+        resource = apply_summary(resource, query.summary, None)  # type: ignore[arg-type]
+    return {"fullUrl": f"{scope.base_url}/{stored.type}/{stored.id}", "resource": resource, "search": {"mode": mode}}

@@ -1,0 +1,248 @@
+"""Resource persistence: current and historical versions plus the search index, one transaction per write.
+
+The store knows nothing about HTTP. It takes and returns canonical resource dicts (and the stored JSON
+bytes, so reads can be served without re-serialising). Index rows come from an `indexer` callable
+(resource dict -> {index kind: [row dict]}) supplied by the search package.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+
+from conformance import fhirjson
+from gateway.store.schema import INDEX_TABLES, resource, resource_version
+
+Indexer = Callable[[dict[str, Any]], dict[str, list[dict[str, Any]]]]
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    res_key: int
+    type: str
+    id: str
+    version: int
+    last_updated: str  # FHIR instant
+    deleted: bool
+    body: bytes | None  # JSON as served; None for a deletion
+
+    def resource(self) -> dict[str, Any]:
+        if self.body is None:
+            raise ValueError(f"{self.type}/{self.id} is deleted")
+        return fhirjson.loads_trusted(self.body)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    type: str
+    id: str
+    version: int
+    last_updated: str
+    method: str
+    deleted: bool
+    body: bytes | None
+
+
+class VersionConflict(Exception):
+    def __init__(self, current: int) -> None:
+        super().__init__(f"current version is {current}")
+        self.current = current
+
+
+def now_instant() -> str:
+    """FHIR instant (UTC, microseconds) — also sorts correctly as a string."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class ResourceStore:
+    def __init__(self, engine: Engine, indexer: Indexer) -> None:
+        self.engine = engine
+        self.indexer = indexer
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success, rolls back on any error."""
+        with self.engine.connect().execution_options(write=True) as connection:
+            with connection.begin():
+                yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            with connection.begin():
+                yield connection
+
+    # -- reads --------------------------------------------------------------------------------------
+    def get(self, connection: Connection, resource_type: str, resource_id: str) -> StoredResource | None:
+        row = connection.execute(
+            select(resource).where(and_(resource.c.type == resource_type, resource.c.id == resource_id))
+        ).first()
+        if row is None:
+            return None
+        return StoredResource(row.res_key, row.type, row.id, row.version, row.last_updated, row.deleted, row.body)
+
+    def get_many(self, connection: Connection, res_keys: list[int]) -> list[StoredResource]:
+        """Current versions for res_keys, in the order given."""
+        if not res_keys:
+            return []
+        found: dict[int, StoredResource] = {}
+        for start in range(0, len(res_keys), 500):
+            chunk = res_keys[start : start + 500]
+            for row in connection.execute(select(resource).where(resource.c.res_key.in_(chunk))):
+                found[row.res_key] = StoredResource(
+                    row.res_key, row.type, row.id, row.version, row.last_updated, row.deleted, row.body
+                )
+        return [found[key] for key in res_keys if key in found]
+
+    def get_version(
+        self, connection: Connection, resource_type: str, resource_id: str, version: int
+    ) -> HistoryEntry | None:
+        row = connection.execute(
+            select(resource_version).where(
+                and_(
+                    resource_version.c.type == resource_type,
+                    resource_version.c.id == resource_id,
+                    resource_version.c.version == version,
+                )
+            )
+        ).first()
+        return None if row is None else _history_entry(row)
+
+    def history(
+        self,
+        connection: Connection,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        since: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+        until_vkey: int | None = None,
+    ) -> tuple[list[HistoryEntry], int, int]:
+        """Versions newest first; returns (entries, total, high-water vkey for stable paging)."""
+        conditions = []
+        if resource_type:
+            conditions.append(resource_version.c.type == resource_type)
+        if resource_id:
+            conditions.append(resource_version.c.id == resource_id)
+        if since:
+            conditions.append(resource_version.c.last_updated >= since)
+        if until_vkey is None:
+            until_vkey = connection.execute(select(func.max(resource_version.c.vkey))).scalar() or 0
+        conditions.append(resource_version.c.vkey <= until_vkey)
+        where = and_(*conditions)
+        total = connection.execute(select(func.count()).select_from(resource_version).where(where)).scalar_one()
+        rows = connection.execute(
+            select(resource_version).where(where).order_by(resource_version.c.vkey.desc()).offset(offset).limit(limit)
+        )
+        return [_history_entry(row) for row in rows], total, until_vkey
+
+    # -- writes -------------------------------------------------------------------------------------
+    def save(
+        self,
+        connection: Connection,
+        body: dict[str, Any],
+        resource_id: str | None = None,
+        if_match: int | None = None,
+    ) -> tuple[StoredResource, bool]:
+        """Create or update `body` (its resourceType) under `resource_id` (new id when None).
+
+        Sets id, meta.versionId and meta.lastUpdated in the dict, stores it, re-indexes it.
+        Returns (stored, created). Raises VersionConflict when `if_match` is not the current version.
+        """
+        resource_type = body["resourceType"]
+        resource_id = resource_id or new_id()
+        current = self._lock_current(connection, resource_type, resource_id)
+        if if_match is not None and (current is None or current.version != if_match or current.deleted):
+            raise VersionConflict(0 if current is None else current.version)
+        version = 1 if current is None else current.version + 1
+        last_updated = now_instant()
+        meta = body.get("meta")
+        meta = _stamped_meta(meta if isinstance(meta, dict) else {}, version, last_updated)
+        rest = {key: value for key, value in body.items() if key not in {"resourceType", "id", "meta"}}
+        body.clear()
+        body.update({"resourceType": resource_type, "id": resource_id, "meta": meta, **rest})
+        data = fhirjson.dumps(body)
+        values = {"version": version, "last_updated": last_updated, "deleted": False, "body": data}
+        if current is None:
+            res_key = connection.execute(
+                insert(resource).values(type=resource_type, id=resource_id, **values).returning(resource.c.res_key)
+            ).scalar_one()
+        else:
+            res_key = current.res_key
+            connection.execute(update(resource).where(resource.c.res_key == res_key).values(**values))
+            self._clear_index(connection, res_key)
+        connection.execute(
+            insert(resource_version).values(
+                res_key=res_key,
+                type=resource_type,
+                id=resource_id,
+                method="POST" if current is None else "PUT",
+                **values,
+            )
+        )
+        self._write_index(connection, res_key, body)
+        created = current is None or current.deleted
+        return StoredResource(res_key, resource_type, resource_id, version, last_updated, False, data), created
+
+    def delete(self, connection: Connection, resource_type: str, resource_id: str) -> StoredResource | None:
+        """Logical delete: a new deleted version; None when nothing (live) was there."""
+        current = self._lock_current(connection, resource_type, resource_id)
+        if current is None or current.deleted:
+            return None
+        version = current.version + 1
+        last_updated = now_instant()
+        values = {"version": version, "last_updated": last_updated, "deleted": True, "body": None}
+        connection.execute(update(resource).where(resource.c.res_key == current.res_key).values(**values))
+        connection.execute(
+            insert(resource_version).values(
+                res_key=current.res_key, type=resource_type, id=resource_id, method="DELETE", **values
+            )
+        )
+        self._clear_index(connection, current.res_key)
+        return StoredResource(current.res_key, resource_type, resource_id, version, last_updated, True, None)
+
+    def count(self, connection: Connection, resource_type: str | None = None) -> int:
+        query = select(func.count()).select_from(resource).where(resource.c.deleted.is_(False))
+        if resource_type:
+            query = query.where(resource.c.type == resource_type)
+        return connection.execute(query).scalar_one()
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _lock_current(self, connection: Connection, resource_type: str, resource_id: str) -> StoredResource | None:
+        query = select(resource).where(and_(resource.c.type == resource_type, resource.c.id == resource_id))
+        if connection.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = connection.execute(query).first()
+        if row is None:
+            return None
+        return StoredResource(row.res_key, row.type, row.id, row.version, row.last_updated, row.deleted, row.body)
+
+    def _clear_index(self, connection: Connection, res_key: int) -> None:
+        for table in INDEX_TABLES.values():
+            connection.execute(delete(table).where(table.c.res_key == res_key))
+
+    def _write_index(self, connection: Connection, res_key: int, body: dict[str, Any]) -> None:
+        for kind, rows in self.indexer(body).items():
+            if rows:
+                connection.execute(insert(INDEX_TABLES[kind]), [{**row, "res_key": res_key} for row in rows])
+
+
+def _stamped_meta(meta: dict[str, Any], version: int, last_updated: str) -> dict[str, Any]:
+    """The server owns meta.versionId and meta.lastUpdated; everything else in meta is kept."""
+    ordered: dict[str, Any] = {"versionId": str(version), "lastUpdated": last_updated}
+    ordered.update({k: v for k, v in meta.items() if k not in ordered})
+    return ordered
+
+
+def _history_entry(row: Any) -> HistoryEntry:
+    return HistoryEntry(row.type, row.id, row.version, row.last_updated, row.method, row.deleted, row.body)
