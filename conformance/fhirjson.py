@@ -16,6 +16,41 @@ import orjson
 MAX_DEPTH = 100
 
 
+class FhirDecimal(Decimal):
+    """A decimal that remembers its lexical form (`1.50`, `1E3`), so serialisers write exactly that."""
+
+    __slots__ = ("_text",)
+    _text: str
+
+    def __new__(cls, text: str) -> FhirDecimal:
+        value = super().__new__(cls, text)
+        value._text = text
+        return value
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"FhirDecimal('{self._text}')"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FhirDecimal, (self._text,))
+
+    def __copy__(self) -> FhirDecimal:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> FhirDecimal:
+        return self
+
+
+def _parse_int(text: str) -> int | FhirDecimal:
+    """JSON integers: Python ints, except forms an int would change (`-0`) or serialisers cannot hold (> 64 bit)."""
+    value = int(text)
+    if text == "-0" or not -(2**63) <= value < 2**64:
+        return FhirDecimal(text)
+    return value
+
+
 class FhirJsonError(ValueError):
     """The bytes are not acceptable FHIR JSON; `str(error)` says why (and where, when known)."""
 
@@ -72,7 +107,8 @@ def loads(raw: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
     try:
         return json.loads(
             text,
-            parse_float=Decimal,
+            parse_float=FhirDecimal,
+            parse_int=_parse_int,
             parse_constant=_reject_constant,
             object_pairs_hook=_object_without_duplicates,
         )
@@ -86,7 +122,7 @@ def loads(raw: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
 
 def loads_trusted(raw: bytes | str) -> Any:
     """Parse JSON the gateway wrote itself (stored resources, packages): fast, decimals kept."""
-    return json.loads(raw, parse_float=Decimal)
+    return json.loads(raw, parse_float=FhirDecimal, parse_int=_parse_int)
 
 
 def _default(value: Any) -> Any:

@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from conformance.packages import PackageSet
+from conformance.structure import check_structure
+from conformance.typemodel import TypeModel
 from gateway.fhir import bundles, capability, crud, history, search_handler
 from gateway.fhir import interaction as kinds
 from gateway.fhir.context import Services
@@ -44,26 +46,18 @@ HANDLERS = {
 def build_services(settings: Settings) -> Services:
     packages = PackageSet.from_paths(settings.package_paths)
     resource_types = frozenset(packages.resource_types())
-    registry = SearchParameterRegistry(packages)
+    type_model = TypeModel.from_packages(packages)
+    registry = SearchParameterRegistry(packages, type_model)
     engine = create_database_engine(settings.database_url)
     upgrade(engine)
     store = ResourceStore(engine, lambda resource: extract_index_rows(resource, registry))
-    write_checks = WriteChecks(resource_types, _structure_checker(packages), None, settings.validation)
-    services = Services(settings, packages, store, registry, resource_types, write_checks)
+    write_checks = WriteChecks(
+        resource_types, lambda resource: check_structure(resource, type_model), None, settings.validation
+    )
+    services = Services(settings, packages, store, registry, resource_types, write_checks, type_model)
     services.pipeline = Pipeline(dict(HANDLERS))
     services.started_at = datetime.now(UTC).isoformat(timespec="seconds")
     return services
-
-
-def _structure_checker(packages: PackageSet):  # type: ignore[no-untyped-def]
-    try:  # TEMPORARY while conformance.structure is being written
-        from conformance.structure import check_structure
-    except ImportError:
-        return None
-    from conformance.typemodel import TypeModel
-
-    model = TypeModel.from_packages(packages)
-    return lambda resource: check_structure(resource, model)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:

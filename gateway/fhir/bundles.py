@@ -40,7 +40,7 @@ def batch(scope: RequestScope, it: Interaction) -> Result:
         try:
             entry_it = _entry_interaction(scope, entry, index)
             result = scope.services.pipeline.dispatch(scope.child(None), entry_it)
-            responses.append(_response_entry(scope, result))
+            responses.append(_response_entry(scope, result, _minimal(it)))
         except FhirError as error:
             responses.append({"response": {"status": _status_line(error.status), "outcome": error.outcome()}})
     return Result(200, resource={"resourceType": "Bundle", "type": "batch-response", "entry": responses})
@@ -55,7 +55,8 @@ def transaction(scope: RequestScope, it: Interaction) -> Result:
         _check_unique_targets(interactions)
         references = _resolve_identities(tx, interactions)
         for entry_it in interactions:
-            if entry_it.body is not None:
+            # a stored Bundle (document, message, collection) keeps its own internal urn:uuid references
+            if entry_it.body is not None and entry_it.body.get("resourceType") != "Bundle":
                 _rewrite_references(tx, entry_it.body, references)
         order = sorted(range(len(entries)), key=lambda i: _ORDER.get(interactions[i].method, 9))
         for index in order:
@@ -72,7 +73,7 @@ def transaction(scope: RequestScope, it: Interaction) -> Result:
     bundle = {
         "resourceType": "Bundle",
         "type": "transaction-response",
-        "entry": [_response_entry(scope, result) for result in results if result is not None],
+        "entry": [_response_entry(scope, result, _minimal(it)) for result in results if result is not None],
     }
     return Result(200, resource=bundle)
 
@@ -218,7 +219,11 @@ def _status_line(status: int) -> str:
     return f"{status} {_STATUS_TEXT.get(status, '')}".strip()
 
 
-def _response_entry(scope: RequestScope, result: Result) -> dict[str, Any]:
+def _minimal(it: Interaction) -> bool:
+    return it.prefer("return") == "minimal"
+
+
+def _response_entry(scope: RequestScope, result: Result, minimal: bool = False) -> dict[str, Any]:
     response: dict[str, Any] = {"status": _status_line(result.status)}
     if "Location" in result.headers:
         response["location"] = result.headers["Location"].removeprefix(scope.base_url + "/")
@@ -229,7 +234,7 @@ def _response_entry(scope: RequestScope, result: Result) -> dict[str, Any]:
     if result.stored is not None:
         response["lastModified"] = result.stored.last_updated
     entry: dict[str, Any] = {}
-    body = result.body_resource()
+    body = None if minimal and result.stored is not None else result.body_resource()
     if result.stored is not None:
         entry["fullUrl"] = f"{scope.base_url}/{result.stored.type}/{result.stored.id}"
     if body is not None:

@@ -22,6 +22,7 @@ class Services:
     search: Any  # gateway.search.definitions.SearchParameterRegistry
     resource_types: frozenset[str]
     write_checks: Any  # gateway.fhir.write_checks.WriteChecks
+    type_model: Any = None  # conformance.typemodel.TypeModel of the loaded packages (XML, structure)
     pipeline: Any = None  # gateway.fhir.pipeline.Pipeline (set once wired)
     started_at: str = ""
 

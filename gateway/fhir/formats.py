@@ -63,7 +63,7 @@ def negotiate(accept: str | None, format_param: str | None) -> str:
     )
 
 
-def parse_body(body: bytes, content_type: str | None) -> dict[str, Any]:
+def parse_body(body: bytes, content_type: str | None, model: Any = None) -> dict[str, Any]:
     """Parse a request body into a resource dict; 415 for unknown content types, 400 for bad content."""
     kind = format_of(content_type or "")
     if kind is None:
@@ -81,7 +81,7 @@ def parse_body(body: bytes, content_type: str | None) -> dict[str, Any]:
         except fhirjson.FhirJsonError as error:
             raise FhirError(400, "structure", str(error)) from None
     else:
-        parsed = parse_xml(body)
+        parsed = parse_xml(body, model)
     if not isinstance(parsed, dict):
         raise FhirError(400, "structure", "the body must be a JSON object with a resourceType")
     if not isinstance(parsed.get("resourceType"), str):
@@ -89,25 +89,25 @@ def parse_body(body: bytes, content_type: str | None) -> dict[str, Any]:
     return parsed
 
 
-def parse_xml(body: bytes) -> dict[str, Any]:
+def parse_xml(body: bytes, model: Any = None) -> dict[str, Any]:
     from conformance.fhirxml import FhirXmlError, xml_to_json
 
     try:
-        return xml_to_json(body)
+        return xml_to_json(body, model)
     except FhirXmlError as error:
         raise FhirError(400, "structure", f"invalid FHIR XML: {error}") from None
 
 
-def serialize(resource: dict[str, Any], fmt: str, pretty: bool = False) -> bytes:
+def serialize(resource: dict[str, Any], fmt: str, pretty: bool = False, model: Any = None) -> bytes:
     if fmt == XML:
         from conformance.fhirxml import json_to_xml
 
-        return json_to_xml(resource, pretty=pretty)
+        return json_to_xml(resource, model, pretty=pretty)
     return fhirjson.dumps(resource, pretty=pretty)
 
 
-def json_bytes_to(body: bytes, fmt: str, pretty: bool = False) -> bytes:
+def json_bytes_to(body: bytes, fmt: str, pretty: bool = False, model: Any = None) -> bytes:
     """Serve stored JSON bytes: as-is for JSON (no re-serialisation), converted for XML or pretty output."""
     if fmt == JSON and not pretty:
         return body
-    return serialize(fhirjson.loads_trusted(body), fmt, pretty)
+    return serialize(fhirjson.loads_trusted(body), fmt, pretty, model)

@@ -74,7 +74,7 @@ class FhirEndpoint:
                     raise FhirError(415, "not-supported", "POST _search takes application/x-www-form-urlencoded")
                 params = params + parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         elif request.method in _BODY_METHODS:
-            resource = formats.parse_body(body, content_type)
+            resource = formats.parse_body(body, content_type, self.services.type_model)
         headers = {key.lower(): value for key, value in request.headers.items()}
         return interaction_for(request.method, path, params, self.services.resource_types, headers, resource)
 
@@ -86,7 +86,7 @@ class FhirEndpoint:
         subset = interaction.kind in {"read", "vread"} and ("_summary" in params or "_elements" in params)
         if result.stored is not None and result.resource is None and not subset:
             assert result.stored.body is not None
-            content = formats.json_bytes_to(result.stored.body, fmt, pretty)
+            content = formats.json_bytes_to(result.stored.body, fmt, pretty, self.services.type_model)
         else:
             resource = result.body_resource()
             if resource is None:
@@ -96,14 +96,14 @@ class FhirEndpoint:
                     resource = apply_elements(resource, params["_elements"].split(","))
                 else:
                     resource = apply_summary(resource, params["_summary"], self.summary)
-            content = formats.serialize(resource, fmt, pretty)
+            content = formats.serialize(resource, fmt, pretty, self.services.type_model)
         return Response(content, status_code=result.status, headers=headers, media_type=_media(fmt))
 
     def _outcome_response(
         self, status: int, outcome: dict[str, Any], fmt: str, pretty: bool, headers: dict[str, str]
     ) -> Response:
         try:
-            content = formats.serialize(outcome, fmt, pretty)
+            content = formats.serialize(outcome, fmt, pretty, self.services.type_model)
         except Exception:  # XML conversion must never hide the error itself
             fmt = formats.JSON
             content = formats.serialize(outcome, fmt, pretty)

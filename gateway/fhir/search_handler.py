@@ -27,12 +27,18 @@ def find_matches(
     scope: RequestScope, connection: Connection, resource_type: str, params: list[tuple[str, str]], limit: int = 2
 ) -> list[StoredResource]:
     """Matches of a condition (conditional create/update/delete, conditional references): at most `limit`."""
-    query = parse_search(resource_type, params, scope.services.search)
+    query = parse_search(resource_type, _relative(scope, params), scope.services.search)
     if query.errors:
         error = query.errors[0]
         raise FhirError(400, error.code, f"condition: {error.message}", [error.param])
     keys = search_sql.match_keys(connection, query, limit=limit)
     return scope.services.store.get_many(connection, keys)
+
+
+def _relative(scope: RequestScope, params: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """References to this server may be given absolute (`<base>/Patient/1`); the index holds them relative."""
+    prefix = scope.base_url + "/"
+    return [(name, value.replace(prefix, "")) for name, value in params]
 
 
 def search(scope: RequestScope, it: Interaction) -> Result:
@@ -42,6 +48,7 @@ def search(scope: RequestScope, it: Interaction) -> Result:
     if any(name == "_page" for name, _ in params):
         cursor = decode_cursor(next(value for name, value in params if name == "_page"))
         params = [(name, value) for name, value in params if name != "_page"]
+    params = _relative(scope, params)
     query = parse_search(it.resource_type, params, services.search)
     outcome_issues: list[Issue] = []
     if query.errors:

@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
 from gateway.app import build_services, create_app
 from gateway.settings import Settings
-
-
-def _fresh_postgres_database(server_url: str) -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return server_url.rsplit("/", 1)[0] + f"/{name}"
+from tests.pg import fresh_database
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('db') / 'gateway.db'}"
-    return _fresh_postgres_database(request.getfixturevalue("pg_url"))
+    return fresh_database(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture(scope="module")

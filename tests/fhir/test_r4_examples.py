@@ -7,12 +7,26 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 from conformance import fhirjson
+from gateway.app import build_services
+from gateway.settings import Settings
 from tests.fhir.conftest import FHIR_JSON
 
 # The package has two ImplementationGuide resources with id "fhir"; the later one is loaded as a second version.
+# One official example breaks the spec itself: its id has 66 characters (ids are limited to 64), so the gateway
+# must refuse it — asserted below rather than skipped.
+INVALID_EXAMPLES = {"SearchParameter/questionnaireresponse-extensions-QuestionnaireResponse-item-subject"}
 BATCH = 250
-BATCH_BYTES = 4_000_000  # stay well below ZCC_MAX_BODY
+BATCH_BYTES = 8_000_000
+
+
+@pytest.fixture(scope="module")
+def services(database_url: str):  # type: ignore[no-untyped-def]
+    """The package holds Bundles of up to 15 MB (compact JSON): this module raises ZCC_MAX_BODY to 64 MiB."""
+    settings = Settings(database_url=database_url, base_url="http://testserver/fhir", max_body=64 * 1024 * 1024)
+    return build_services(settings)
 
 
 def _without_server_meta(resource: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +70,10 @@ def test_every_r4_example_loads_and_reads_back_identical(client, packages):
         for entry in package.entries:
             resource = copy.deepcopy(package.resource(entry))
             key = f"{resource['resourceType']}/{resource['id']}"
+            if key in INVALID_EXAMPLES:
+                refused = client.put(f"/fhir/{key}", content=fhirjson.dumps(resource), headers=FHIR_JSON)
+                assert refused.status_code == 400 and refused.json()["issue"][0]["code"] == "invalid"
+                continue
             if key in originals:  # the duplicate ImplementationGuide/fhir: keep the version stored last
                 flush()
             originals[key] = resource

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fhir.conftest import _fresh_postgres_database
+from tests.pg import fresh_database
 
 
 def _free_port() -> int:
@@ -27,7 +27,7 @@ def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     if request.param == "sqlite":
         database = f"sqlite:///{tmp_path_factory.mktemp('live') / 'gateway.db'}"
     else:
-        database = _fresh_postgres_database(request.getfixturevalue("pg_url"))
+        database = fresh_database(request.getfixturevalue("pg_url"))
     port = _free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     env = {**os.environ, "ZCC_DATABASE_URL": database, "ZCC_BASE_URL": base}

@@ -1,0 +1,444 @@
+"""SearchQuery -> SQLAlchemy Core statements over the `resource` and `idx_*` tables.
+
+Each filter becomes `resource.res_key IN (SELECT res_key FROM idx_x WHERE param = ... AND <value match>)`
+(NOT IN for `:not` and `:missing=true`), so filters AND together and the OR-values of one filter OR inside one
+subquery. Only portable constructs are used (IN/EXISTS subqueries, LIKE with escapes, string comparison of
+fixed-width dates), so the same statement runs on SQLite and PostgreSQL.
+
+Comparison semantics (R4 search §3.1.1.4): dates are ranges [low, high] on both sides; numbers and
+quantities compare the stored value with the search value, `eq`/`ne` using the search value's implicit
+precision range (`100` = [99.5, 100.5)). Stored dates are exactly 26 characters
+(`YYYY-MM-DDTHH:MM:SS.ffffff`; `resource.last_updated` adds `+00:00`), so `x <= H` is written `x < H+1µs`,
+which holds for both forms.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    false,
+    func,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.sql.elements import ColumnClause
+
+from gateway.search import dates
+from gateway.search.query import (
+    DateValue,
+    Filter,
+    Include,
+    MissingValue,
+    NumberValue,
+    QuantityValue,
+    ReferenceValue,
+    SearchQuery,
+    SortKey,
+    StringValue,
+    TokenValue,
+    UriValue,
+)
+from gateway.store.schema import (
+    INDEX_TABLES,
+    idx_date,
+    idx_number,
+    idx_quantity,
+    idx_reference,
+    idx_string,
+    idx_token,
+    idx_uri,
+    resource,
+)
+
+INDEX_BY_TYPE = INDEX_TABLES
+MAX_INCLUDE_ROUNDS = 5
+_AFTER_MAX = dates.MAX_DATE + "9"  # sorts after every stored date
+
+
+# -- public API -----
+
+
+def match_statement(query: SearchQuery, max_key: int | None = None) -> Select:
+    """SELECT res_key of current, non-deleted resources matching every filter (unordered)."""
+    return select(resource.c.res_key).where(*_conditions(query, max_key))
+
+
+def page_statement(
+    query: SearchQuery,
+    limit: int | None = None,
+    after_key: int | None = None,
+    offset: int = 0,
+    max_key: int | None = None,
+) -> Select:
+    """One page: keyset (`res_key > after_key`, ordered by res_key) without `_sort`; with `_sort` ordered by
+    the sort keys then res_key, paged by offset (within `res_key <= max_key`, the snapshot of page one)."""
+    statement = match_statement(query, max_key)
+    if query.sort:
+        statement = statement.order_by(*_order_by(query.sort), resource.c.res_key)
+        if offset:
+            statement = statement.offset(offset)
+    else:
+        if after_key is not None:
+            statement = statement.where(resource.c.res_key > after_key)
+        statement = statement.order_by(resource.c.res_key)
+        if offset:
+            statement = statement.offset(offset)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return statement
+
+
+def match_keys(
+    connection: Connection,
+    query: SearchQuery,
+    limit: int | None = None,
+    offset: int = 0,
+    after_key: int | None = None,
+    max_key: int | None = None,
+) -> list[int]:
+    """res_keys of one page of matches, in result order."""
+    statement = page_statement(query, limit=limit, after_key=after_key, offset=offset, max_key=max_key)
+    return [row[0] for row in connection.execute(statement)]
+
+
+def count_statement(query: SearchQuery) -> Select:
+    return select(func.count()).select_from(match_statement(query).subquery())
+
+
+def count_matches(connection: Connection, query: SearchQuery) -> int:
+    """The number of matches (`_total=accurate`, `_summary=count`)."""
+    return int(connection.execute(count_statement(query)).scalar_one())
+
+
+def max_key(connection: Connection) -> int:
+    """The highest res_key now: the snapshot bound for offset paging of sorted results."""
+    return int(connection.execute(select(func.coalesce(func.max(resource.c.res_key), 0))).scalar_one())
+
+
+def include_keys(
+    connection: Connection, query: SearchQuery, keys: list[int], limit: int = 10_000
+) -> list[int]:
+    """res_keys of `_include`d and `_revinclude`d resources for the matches `keys` (excluding those), sorted.
+
+    Plain includes apply to the matches; `:iterate` ones also to what was included, repeatedly, until nothing
+    new turns up (at most MAX_INCLUDE_ROUNDS rounds)."""
+    specs = [(spec, False) for spec in query.includes] + [(spec, True) for spec in query.revincludes]
+    if not specs or not keys:
+        return []
+    seen = set(keys)
+    found: set[int] = set()
+    frontier = list(keys)
+    for round_number in range(MAX_INCLUDE_ROUNDS):
+        new: set[int] = set()
+        for spec, reverse in specs:
+            if round_number > 0 and not spec.iterate:
+                continue
+            for chunk in _chunks(frontier, 500):
+                statement = (revinclude_statement if reverse else include_statement)(spec, chunk)
+                new.update(row[0] for row in connection.execute(statement.limit(limit)))
+        new -= seen
+        if not new:
+            break
+        seen |= new
+        found |= new
+        if len(found) >= limit:
+            break
+        frontier = sorted(new)
+    return sorted(found)[:limit]
+
+
+def include_statement(spec: Include, keys: list[int]) -> Select:
+    """res_keys of resources referenced by `spec.source_type` resources among `keys` via `spec.param`."""
+    source = resource.alias("src")
+    target = resource.alias("tgt")
+    conditions = [
+        idx_reference.c.res_key.in_(keys),
+        source.c.res_key == idx_reference.c.res_key,
+        source.c.type == spec.source_type,
+        target.c.type == idx_reference.c.target_type,
+        target.c.id == idx_reference.c.target_id,
+        target.c.deleted.is_(False),
+    ]
+    if spec.param is not None:
+        conditions.append(idx_reference.c.param == spec.param)
+    if spec.target_type is not None:
+        conditions.append(target.c.type == spec.target_type)
+    return select(target.c.res_key).distinct().where(*conditions)
+
+
+def revinclude_statement(spec: Include, keys: list[int]) -> Select:
+    """res_keys of `spec.source_type` resources whose `spec.param` refers to one of `keys`."""
+    source = resource.alias("src")
+    target = resource.alias("tgt")
+    conditions = [
+        target.c.res_key.in_(keys),
+        idx_reference.c.target_type == target.c.type,
+        idx_reference.c.target_id == target.c.id,
+        source.c.res_key == idx_reference.c.res_key,
+        source.c.type == spec.source_type,
+        source.c.deleted.is_(False),
+    ]
+    if spec.param is not None:
+        conditions.append(idx_reference.c.param == spec.param)
+    if spec.target_type is not None:
+        conditions.append(target.c.type == spec.target_type)
+    return select(source.c.res_key).distinct().where(*conditions)
+
+
+# -- filters -----
+
+
+def _conditions(query: SearchQuery, max_key: int | None) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [resource.c.deleted.is_(False)]
+    if query.resource_type is not None:
+        conditions.append(resource.c.type == query.resource_type)
+    elif query.types:
+        conditions.append(resource.c.type.in_(query.types))
+    if max_key is not None:
+        conditions.append(resource.c.res_key <= max_key)
+    conditions.extend(filter_condition(item, resource.c.res_key, resource) for item in query.filters)
+    return conditions
+
+
+def filter_condition(item: Filter, key: ColumnElement[int], table=resource) -> ColumnElement[bool]:  # noqa: ANN001
+    """The condition that the resource with res_key `key` (a row of `table`) satisfies `item`."""
+    if item.chain:
+        return or_(*(_chain_condition(item, target_type, inner, key) for target_type, inner in item.chain))
+    if item.param.column is not None:
+        return _column_condition(item, table)
+    index = idx_token if item.modifier in {"identifier", "of-type"} else INDEX_BY_TYPE[item.param.type]
+    # correlate(None): a subquery on idx_reference nested in a chain over idx_reference stays independent
+    in_index = select(index.c.res_key).where(index.c.param == item.index_param).correlate(None)
+    if item.modifier == "missing":
+        (missing,) = item.values
+        assert isinstance(missing.value, MissingValue)
+        return key.not_in(in_index) if missing.value.missing else key.in_(in_index)
+    alternatives = or_(*(_value_condition(item, index, value.prefix, value.value) for value in item.values))
+    if item.modifier == "not":
+        return key.not_in(in_index.where(alternatives))
+    return key.in_(in_index.where(alternatives))
+
+
+def _chain_condition(
+    item: Filter, target_type: str, inner: Filter, key: ColumnElement[int]
+) -> ColumnElement[bool]:
+    """`subject:Patient.name=x`: a reference row to a current Patient that itself matches `name=x`."""
+    target = resource.alias(f"chain_{target_type.lower()}")
+    linked = (
+        select(idx_reference.c.res_key)
+        .where(
+            idx_reference.c.param == item.param.code,
+            idx_reference.c.target_type == target_type,
+            target.c.type == target_type,
+            target.c.id == idx_reference.c.target_id,
+            target.c.deleted.is_(False),
+            filter_condition(inner, target.c.res_key, target),
+        )
+        .correlate(None)
+    )
+    return key.in_(linked)
+
+
+def _column_condition(item: Filter, table) -> ColumnElement[bool]:  # noqa: ANN001
+    """`_id` and `_lastUpdated`, answered by columns of the resource table."""
+    if item.modifier == "missing":
+        (missing,) = item.values
+        assert isinstance(missing.value, MissingValue)
+        return false() if missing.value.missing else true()  # every resource has an id and a lastUpdated
+    column = table.c[item.param.column]
+    if item.param.column == "id":
+        ids = [value.value.code for value in item.values]
+        return column.not_in(ids) if item.modifier == "not" else column.in_(ids)
+    return or_(*(_date_condition(column, column, value.prefix, value.value) for value in item.values))
+
+
+def _value_condition(item: Filter, index, prefix: str, value: object) -> ColumnElement[bool]:  # noqa: ANN001
+    if isinstance(value, TokenValue):
+        return _token_condition(index, value)
+    if isinstance(value, StringValue):
+        return _string_condition(item.modifier, value)
+    if isinstance(value, DateValue):
+        return _date_condition(idx_date.c.low, idx_date.c.high, prefix, value)
+    if isinstance(value, QuantityValue):
+        return _quantity_condition(prefix, value)
+    if isinstance(value, NumberValue):
+        return _number_condition(idx_number.c.value, prefix, value)
+    if isinstance(value, ReferenceValue):
+        return _reference_condition(value)
+    if isinstance(value, UriValue):
+        return _uri_condition(item.modifier, value)
+    raise TypeError(f"unexpected search value {value!r}")
+
+
+def _token_condition(index, value: TokenValue) -> ColumnElement[bool]:  # noqa: ANN001
+    if value.text is not None:
+        return or_(
+            index.c.text.startswith(value.text, autoescape=True),
+            index.c.text.contains(" " + value.text, autoescape=True),
+        )
+    conditions = []
+    if value.code is not None:
+        conditions.append(index.c.code == value.code)
+    if value.has_system:
+        conditions.append(
+            index.c.system == value.system if value.system is not None else index.c.system.is_(None)
+        )
+    return and_(*conditions)
+
+
+def _string_condition(modifier: str | None, value: StringValue) -> ColumnElement[bool]:
+    if modifier == "exact":
+        return idx_string.c.exact == value.text
+    if modifier == "contains":
+        return idx_string.c.value.contains(value.normalized, autoescape=True)
+    return idx_string.c.value.startswith(value.normalized, autoescape=True)
+
+
+def _after(moment: str) -> str:
+    """The smallest stored date string greater than `moment`: `x <= moment` iff `x < _after(moment)`."""
+    return _AFTER_MAX if moment >= dates.MAX_DATE else dates.shift(moment, timedelta(microseconds=1))
+
+
+def _date_condition(low, high, prefix: str, value: DateValue) -> ColumnElement[bool]:  # noqa: ANN001
+    """Stored range [low, high] against search range [L, H]."""
+    lo, hi_next = value.low, _after(value.high)
+    if prefix == "eq":
+        return and_(low >= lo, high < hi_next)
+    if prefix == "ne":
+        return or_(low < lo, high >= hi_next)
+    if prefix == "gt":
+        return high >= hi_next
+    if prefix == "ge":
+        return high >= lo
+    if prefix == "lt":
+        return low < lo
+    if prefix == "le":
+        return low < hi_next
+    if prefix == "sa":
+        return low >= hi_next
+    if prefix == "eb":
+        return high < lo
+    # ap: overlap with the search range widened by 10% of its distance from now (at least a day)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    margin = max(timedelta(days=1), dates.distance(value.low, now) / 10)
+    return and_(low < _after(dates.shift(value.high, margin)), high >= dates.shift(value.low, -margin))
+
+
+def _number_condition(column, prefix: str, value: NumberValue) -> ColumnElement[bool]:  # noqa: ANN001
+    if prefix == "eq":
+        return and_(column >= value.low, column < value.high)
+    if prefix == "ne":
+        return or_(column < value.low, column >= value.high)
+    if prefix == "gt":
+        return column > value.value
+    if prefix == "ge":
+        return column >= value.value
+    if prefix == "lt":
+        return column < value.value
+    if prefix == "le":
+        return column <= value.value
+    if prefix == "sa":
+        return column >= value.high
+    if prefix == "eb":
+        return column < value.low
+    margin = max(abs(value.value) / 10, (value.high - value.low) / 2)  # ap: ±10%
+    return and_(column >= value.value - margin, column <= value.value + margin)
+
+
+def _quantity_condition(prefix: str, value: QuantityValue) -> ColumnElement[bool]:
+    conditions = [_number_condition(idx_quantity.c.value, prefix, value.number)]
+    if value.system is not None:
+        conditions.append(idx_quantity.c.system == value.system)
+    if value.code is not None:
+        if value.system is not None:
+            conditions.append(idx_quantity.c.code == value.code)
+        else:
+            conditions.append(or_(idx_quantity.c.code == value.code, idx_quantity.c.unit == value.code))
+    return and_(*conditions)
+
+
+def _reference_condition(value: ReferenceValue) -> ColumnElement[bool]:
+    if value.url is not None:
+        return idx_reference.c.url == value.url
+    conditions = [idx_reference.c.target_id == value.target_id]
+    if value.target_type is not None:
+        conditions.append(idx_reference.c.target_type == value.target_type)
+    return and_(*conditions)
+
+
+def _uri_condition(modifier: str | None, value: UriValue) -> ColumnElement[bool]:
+    if modifier == "below":
+        return idx_uri.c.value.startswith(value.uri, autoescape=True)
+    if modifier == "above":
+        return idx_uri.c.value.in_(_uri_prefixes(value.uri))
+    return idx_uri.c.value == value.uri
+
+
+def _uri_prefixes(uri: str) -> list[str]:
+    """`http://a.org/fhir/ValueSet/x` -> itself and each shorter path prefix, down to `http://a.org`."""
+    scheme, sep, rest = uri.partition("://")
+    segments = rest.split("/")
+    head = scheme + sep if sep else ""
+    return [head + "/".join(segments[:count]) for count in range(len(segments), 0, -1)]
+
+
+# -- sorting -----
+
+
+_SORT_COLUMN = {
+    "string": "value",
+    "token": "code",
+    "reference": "target_id",
+    "number": "value",
+    "quantity": "value",
+    "uri": "value",
+}
+
+
+def _order_by(keys: list[SortKey]) -> list[ColumnElement]:
+    """ORDER BY terms; resources without a value sort last in both directions, on both databases."""
+    terms: list[ColumnElement] = []
+    for key in keys:
+        param = key.param
+        if param.column is not None:
+            column: ColumnElement = resource.c[param.column]
+            terms.append(column.desc() if key.descending else column.asc())
+            continue
+        index = INDEX_BY_TYPE[param.type]
+        if param.type == "date":
+            source: ColumnClause = index.c.high if key.descending else index.c.low
+        else:
+            source = index.c[_SORT_COLUMN[param.type]]
+        aggregate = func.max(source) if key.descending else func.min(source)
+        value = (
+            select(aggregate)
+            .where(index.c.res_key == resource.c.res_key, index.c.param == param.code)
+            .scalar_subquery()
+        )
+        terms.append(value.is_(None).asc())
+        terms.append(value.desc() if key.descending else value.asc())
+    return terms
+
+
+def _chunks(items: list[int], size: int) -> list[list[int]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+__all__ = [
+    "count_matches",
+    "count_statement",
+    "filter_condition",
+    "include_keys",
+    "include_statement",
+    "match_keys",
+    "match_statement",
+    "max_key",
+    "page_statement",
+    "revinclude_statement",
+]

@@ -1,0 +1,29 @@
+"""Session-wide fixtures shared by all test packages: the loaded FHIR packages and a PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from conformance.packages import PackageSet, default_package_paths
+from tests.pg import PostgresUnavailableError, start_temporary_postgres
+
+
+@pytest.fixture(scope="session")
+def packages() -> PackageSet:
+    """The R4 core package (definitions and examples), loaded once."""
+    return PackageSet.from_paths(default_package_paths())
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """SQLAlchemy URL of the `postgres` database of a throw-away PostgreSQL cluster (skips if none)."""
+    try:
+        server = start_temporary_postgres()
+    except PostgresUnavailableError as error:
+        pytest.skip(str(error))
+    try:
+        yield server.url
+    finally:
+        server.stop()
