@@ -50,11 +50,12 @@ class RequestScope:
                 yield connection
 
     @contextmanager
-    def reading(self) -> Iterator[Connection]:
+    def reading(self, snapshot: bool = True) -> Iterator[Connection]:
+        """A connection to read on; `snapshot=False` for a single statement (no transaction needed)."""
         if self.connection is not None:
             yield self.connection
         else:
-            with self.services.store.read() as connection:
+            with self.services.store.read(snapshot) as connection:
                 yield connection
 
     def child(self, connection: Connection | None) -> RequestScope:

@@ -19,7 +19,7 @@ from gateway.store.repository import StoredResource, VersionConflict
 def read(scope: RequestScope, it: Interaction) -> Result:
     assert it.resource_type and it.id
     check_id(it.id)
-    with scope.reading() as connection:
+    with scope.reading(snapshot=False) as connection:
         stored = scope.services.store.get(connection, it.resource_type, it.id)
     if stored is None:
         raise FhirError(404, "not-found", f"{it.resource_type}/{it.id} is not known")

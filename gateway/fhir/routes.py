@@ -39,7 +39,10 @@ class FhirEndpoint:
             body = await self._read_body(request)
             interaction = self._interaction(request, params, body)
             scope = RequestScope(self.services, identity=getattr(request.state, "identity", None))
-            result = await run_in_threadpool(self.services.pipeline.dispatch, scope, interaction)
+            if request.method == "GET":  # reads are short: run them on the loop, skipping a thread hand-off
+                result = self.services.pipeline.dispatch(scope, interaction)
+            else:  # writes may wait for a database lock: keep the event loop free
+                result = await run_in_threadpool(self.services.pipeline.dispatch, scope, interaction)
             return self._render(result, interaction, fmt, pretty)
         except FhirError as error:
             return self._outcome_response(error.status, error.outcome(), fmt, pretty, error.headers)

@@ -7,6 +7,7 @@ bytes, so reads can be served without re-serialising). Index rows come from an `
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from conformance import fhirjson
 from gateway.store.schema import INDEX_TABLES, resource, resource_version
@@ -64,10 +66,14 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+_GET_CURRENT = select(resource).where(and_(resource.c.type == bindparam("type"), resource.c.id == bindparam("id")))
+
+
 class ResourceStore:
     def __init__(self, engine: Engine, indexer: Indexer) -> None:
         self.engine = engine
         self.indexer = indexer
+        self._readers = threading.local()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -77,16 +83,33 @@ class ResourceStore:
                 yield connection
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection:
+    def read(self, snapshot: bool = True) -> Iterator[Connection]:
+        """A read transaction on this thread's long-lived reader connection.
+
+        Checking a connection out of the pool and resetting it costs several times more than a point read,
+        so each thread keeps one reader; it is replaced when a database error invalidated it."""
+        connection: Connection | None = getattr(self._readers, "connection", None)
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self.engine.connect()
+            self._readers.connection = connection
+        if connection.in_transaction() or not snapshot:  # nested read, or one statement: no BEGIN needed
+            try:
+                yield connection
+            finally:
+                if not snapshot and connection.in_transaction() and connection.get_transaction() is not None:
+                    connection.commit()  # end SQLAlchemy's autobegun transaction so the next read sees new data
+            return
+        try:
             with connection.begin():
                 yield connection
+        except DBAPIError:
+            connection.close()
+            self._readers.connection = None
+            raise
 
     # -- reads --------------------------------------------------------------------------------------
     def get(self, connection: Connection, resource_type: str, resource_id: str) -> StoredResource | None:
-        row = connection.execute(
-            select(resource).where(and_(resource.c.type == resource_type, resource.c.id == resource_id))
-        ).first()
+        row = connection.execute(_GET_CURRENT, {"type": resource_type, "id": resource_id}).first()
         if row is None:
             return None
         return StoredResource(row.res_key, row.type, row.id, row.version, row.last_updated, row.deleted, row.body)
