@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 from starlette.routing import Route
@@ -11,6 +11,16 @@ from starlette.routing import Route
 from conformance.packages import PackageSet
 from conformance.structure import check_structure
 from conformance.typemodel import TypeModel
+from gateway.audit.log import AuditLog
+from gateway.audit.stage import AuditStage
+from gateway.auth.components import AuthComponents
+from gateway.auth.discovery import capability_security
+from gateway.auth.middleware import AuthStage
+from gateway.auth.scope_stage import scope_stage
+from gateway.auth.settings import AuthSettings
+from gateway.consent.engine import ConsentEngine
+from gateway.consent.explain_operation import explain_access_operation
+from gateway.consent.stage import ConsentStage
 from gateway.fhir import bundles, capability, crud, history, search_handler
 from gateway.fhir import interaction as kinds
 from gateway.fhir.context import Services
@@ -43,7 +53,9 @@ HANDLERS = {
 }
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, stages: bool = True) -> Services:
+    """Everything a gateway process needs; `stages=False` leaves the pipeline bare (for tests that compose
+    their own stages)."""
     packages = PackageSet.from_paths(settings.package_paths)
     resource_types = frozenset(packages.resource_types())
     type_model = TypeModel.from_packages(packages)
@@ -56,18 +68,42 @@ def build_services(settings: Settings) -> Services:
     )
     services = Services(settings, packages, store, registry, resource_types, write_checks, type_model)
     services.pipeline = Pipeline(dict(HANDLERS))
+    if stages:
+        _add_stages(services)
     services.started_at = datetime.now(UTC).isoformat(timespec="seconds")
     return services
+
+
+def _add_stages(services: Services) -> None:
+    """The cross-cutting stages, in order: audit outermost (so refusals are logged too), then the token's
+    scopes, then consent (which filters every resource of every response)."""
+    settings = services.settings
+    consent = ConsentEngine.build(services.packages, settings.base_url)
+    if settings.audit:
+        services.pipeline.add_stage(
+            AuditStage(AuditLog(), settings.base_url, lambda: datetime.now(UTC),
+                       timedelta(hours=consent.policy.parameters.btg_time_box_hours))
+        )
+    services.pipeline.add_stage(scope_stage)
+    if settings.consent:
+        services.pipeline.add_stage(ConsentStage(consent))
+    services.pipeline.add_operation(explain_access_operation(consent))
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or Settings()
     services = services or build_services(settings)
+    settings = services.settings
+    auth = AuthComponents.build(AuthSettings.from_environment(settings.base_url), services.store.engine)
+    services.capability_security = capability_security(auth.settings)
+    services.auth = auth
     endpoint = FhirEndpoint(services)
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
     app = FastAPI(title="zcc-gateway", version="0.1.0", docs_url="/docs", openapi_url="/openapi.json")
+    app.include_router(auth.router)  # before the FHIR catch-all: it serves /fhir/.well-known/...
     app.router.routes.append(Route("/fhir", endpoint.handle, methods=methods))
     app.router.routes.append(Route("/fhir/{path:path}", endpoint.handle, methods=methods))
+    app.add_middleware(AuthStage, **auth.middleware_options())
     app.state.services = services
     return app
 

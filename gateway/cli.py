@@ -23,6 +23,9 @@ def serve(
         None, help="database URL (default: ZCC_DATABASE_URL or sqlite:///var/gateway.db)"
     ),
     workers: int = typer.Option(1, min=1, help="worker processes"),
+    insecure_dev: bool = typer.Option(
+        False, "--insecure-dev", help="accept requests without a token (logs a warning on each)"
+    ),
 ) -> None:
     """Serve the FHIR API at http://HOST:PORT/fhir."""
     import uvicorn
@@ -32,6 +35,8 @@ def serve(
     from gateway.store.migrate import upgrade
 
     _apply_database(database)
+    if insecure_dev:
+        os.environ["ZCC_INSECURE_DEV"] = "1"
     os.environ.setdefault("ZCC_BASE_URL", f"http://{host}:{port}/fhir")
     settings = Settings()
     upgrade(create_database_engine(settings.database_url))  # once, before the workers start
@@ -45,6 +50,7 @@ def serve(
 def demo_data(database: str | None = typer.Option(None, help="database URL")) -> None:
     """Load the demo data set (idempotent: PUTs with fixed ids)."""
     from gateway.app import build_services
+    from gateway.auth.identity import local_administrator
     from gateway.demo import demo_bundle
     from gateway.fhir.context import RequestScope
     from gateway.fhir.urls import interaction_for
@@ -55,9 +61,54 @@ def demo_data(database: str | None = typer.Option(None, help="database URL")) ->
     bundle = demo_bundle()
     _decimalise(bundle)
     it = interaction_for("POST", "", [], services.resource_types, {}, bundle)
-    result = services.pipeline.dispatch(RequestScope(services), it)
+    result = services.pipeline.dispatch(RequestScope(services, identity=local_administrator()), it)
     entries = result.resource["entry"] if result.resource else []
     typer.echo(f"demo data: {len(entries)} resources written to {services.settings.database_url}")
+    from gateway.auth.clients import ClientRegistry
+    from gateway.auth.demo import DEMO_CLIENT_ID, ensure_demo_client
+
+    ensure_demo_client(ClientRegistry(services.store.engine))
+    typer.echo(
+        f"demo client '{DEMO_CLIENT_ID}' registered (key in var/clients/{DEMO_CLIENT_ID}.jwk); get a token with:\n"
+        f"  TOKEN=$(.venv/bin/zcc-gateway token --client {DEMO_CLIENT_ID})\n"
+        f"  curl -H \"Authorization: Bearer $TOKEN\" -H 'X-Zcc-Flow: zcc' {services.settings.base_url}/Patient"
+    )
+
+
+@app.command()
+def token(
+    client: str = typer.Option("demo", help="client id (its private key is read from var/clients/<id>.jwk)"),
+    scope: str = typer.Option("system/*.rs", help="requested SMART scopes"),
+    role: str = typer.Option("triagist-hap", help="subject_role claim"),
+    purpose: str = typer.Option("TREAT", help="purpose_of_use (TREAT, COC, ETREAT, BTG)"),
+    json_output: bool = typer.Option(False, "--json", help="print the whole token response"),
+) -> None:
+    """Fetch an access token for a local client from the running gateway (SMART Backend Services)."""
+    import json
+
+    import httpx
+
+    from gateway.auth.clients import ClientRegistry
+    from gateway.auth.demo import DEMO_CLIENT_ID, TokenRequestError, demo_token
+    from gateway.auth.settings import AuthSettings
+    from gateway.settings import Settings
+    from gateway.store.engine import create_database_engine
+
+    if client != DEMO_CLIENT_ID:
+        typer.echo(f"only the local demo client is supported here, not {client!r}", err=True)
+        raise typer.Exit(2)
+    settings = Settings()
+    auth_settings = AuthSettings.from_environment(settings.base_url)
+    registry = ClientRegistry(create_database_engine(settings.database_url))
+    try:
+        response = demo_token(registry, auth_settings.token_url, scope=scope, role=role, purpose=purpose)
+    except TokenRequestError as error:
+        typer.echo(f"token request refused: {error}", err=True)
+        raise typer.Exit(1) from None
+    except (OSError, httpx.HTTPError) as error:
+        typer.echo(f"cannot reach the token endpoint {auth_settings.token_url}: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(response) if json_output else response["access_token"])
 
 
 def _decimalise(node: object) -> None:

@@ -3,6 +3,7 @@ a GP, acute encounters and vital signs — loaded as one transaction through the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 BSN = "http://fhir.nl/fhir/NamingSystem/bsn"
@@ -21,6 +22,11 @@ _PATIENTS = [
 def _entry(resource: dict[str, Any]) -> dict[str, Any]:
     url = f"{resource['resourceType']}/{resource['id']}"
     return {"fullUrl": url, "resource": resource, "request": {"method": "PUT", "url": url}}
+
+
+def _recent(hours_ago: float) -> str:
+    """Demo contacts are recent, so that a triagist's zcc contact window (24 h) covers them."""
+    return (datetime.now(UTC) - timedelta(hours=hours_ago)).isoformat(timespec="seconds")
 
 
 def demo_bundle() -> dict[str, Any]:
@@ -87,7 +93,7 @@ def demo_bundle() -> dict[str, Any]:
                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
                 "subject": {"reference": f"Patient/{pid}"},
                 "serviceProvider": {"reference": "Organization/hap-utrecht"},
-                "period": {"start": "2026-11-21T22:10:00+01:00", "end": "2026-11-21T22:40:00+01:00"},
+                "period": {"start": _recent(1.5), "end": _recent(1)},
             }
         )
         for code, display, value, unit in (
@@ -112,7 +118,7 @@ def demo_bundle() -> dict[str, Any]:
                     "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
                     "subject": {"reference": f"Patient/{pid}"},
                     "encounter": {"reference": f"Encounter/enc-{pid}"},
-                    "effectiveDateTime": "2026-11-21T22:15:00+01:00",
+                    "effectiveDateTime": _recent(1.25),
                     "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
                 }
             )

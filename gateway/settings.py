@@ -24,6 +24,10 @@ class Settings:
     base_url: str = field(default_factory=lambda: os.environ.get("ZCC_BASE_URL", "http://127.0.0.1:8080/fhir"))
     max_body: int = field(default_factory=lambda: int(os.environ.get("ZCC_MAX_BODY", DEFAULT_MAX_BODY)))
     validation: str = field(default_factory=lambda: os.environ.get("ZCC_VALIDATION", "strict"))
+    # Consent and audit are on unless switched off explicitly — only for FHIR-conformance test deployments
+    # without patient data (never in a zcc): ZCC_CONSENT=off, ZCC_AUDIT=off.
+    consent: bool = field(default_factory=lambda: os.environ.get("ZCC_CONSENT", "on") != "off")
+    audit: bool = field(default_factory=lambda: os.environ.get("ZCC_AUDIT", "on") != "off")
     default_count: int = 50
     max_count: int = 1000
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from conformance.packages import PackageSet, default_package_paths
 from tests.pg import PostgresUnavailableError, start_temporary_postgres
@@ -27,3 +29,10 @@ def pg_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+# CI runs hypothesis deterministically (same examples on every run, so a red build is reproducible);
+# `HYPOTHESIS_PROFILE=explore` searches afresh for local bug hunting.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -76,7 +76,7 @@ def capability_statement(scope: RequestScope) -> dict[str, Any]:
     }
     if system_operations:
         rest["operation"] = system_operations
-    security = scope.state.get("capability_security")
+    security = services.capability_security
     if security:
         rest["security"] = security
     return {

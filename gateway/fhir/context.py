@@ -25,6 +25,8 @@ class Services:
     type_model: Any = None  # conformance.typemodel.TypeModel of the loaded packages (XML, structure)
     pipeline: Any = None  # gateway.fhir.pipeline.Pipeline (set once wired)
     started_at: str = ""
+    capability_security: Any = None  # CapabilityStatement.rest.security (SMART), set by the auth wiring
+    auth: Any = None  # gateway.auth.components.AuthComponents
 
 
 @dataclass

@@ -40,6 +40,7 @@ resource = Table(
     UniqueConstraint("type", "id", name="uq_resource_type_id"),
 )
 Index("ix_resource_type_updated", resource.c.type, resource.c.last_updated)
+Index("ix_resource_type_key", resource.c.type, resource.c.res_key)  # type-only searches in storage order
 
 resource_version = Table(
     "resource_version",

@@ -11,8 +11,7 @@ import pytest
 
 from conformance import fhirjson
 from gateway.app import build_services
-from gateway.settings import Settings
-from tests.fhir.conftest import FHIR_JSON
+from tests.fhir.conftest import FHIR_JSON, core_settings
 
 # The package has two ImplementationGuide resources with id "fhir"; the later one is loaded as a second version.
 # One official example breaks the spec itself: its id has 66 characters (ids are limited to 64), so the gateway
@@ -25,8 +24,7 @@ BATCH_BYTES = 8_000_000
 @pytest.fixture(scope="module")
 def services(database_url: str):  # type: ignore[no-untyped-def]
     """The package holds Bundles of up to 15 MB (compact JSON): this module raises ZCC_MAX_BODY to 64 MiB."""
-    settings = Settings(database_url=database_url, base_url="http://testserver/fhir", max_body=64 * 1024 * 1024)
-    return build_services(settings)
+    return build_services(core_settings(database_url, max_body=64 * 1024 * 1024))
 
 
 def _without_server_meta(resource: dict[str, Any]) -> dict[str, Any]:

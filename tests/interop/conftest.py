@@ -13,7 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.auth.fixtures import obtain_auth_header
 from tests.pg import fresh_database
+
+live_server_database: dict[str, str] = {}
 
 
 def _free_port() -> int:
@@ -30,7 +33,13 @@ def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         database = fresh_database(request.getfixturevalue("pg_url"))
     port = _free_port()
     base = f"http://127.0.0.1:{port}/fhir"
-    env = {**os.environ, "ZCC_DATABASE_URL": database, "ZCC_BASE_URL": base}
+    env = {
+        **os.environ,
+        "ZCC_DATABASE_URL": database,
+        "ZCC_BASE_URL": base,
+        "ZCC_CONSENT": "off",
+        "ZCC_AUTH_KEY_DIR": str(tmp_path_factory.mktemp("keys")),
+    }
     log = open(tmp_path_factory.mktemp("logs") / "server.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
@@ -51,7 +60,29 @@ def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     else:
         process.kill()
         raise RuntimeError("gateway did not answer within 60 s")
+    live_server_database[base] = database
     yield base
     process.terminate()
     process.wait(timeout=10)
     log.close()
+
+
+@pytest.fixture(scope="session")
+def auth_headers(live_server: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """A real token for the test client, obtained over HTTP through the SMART discovery document."""
+    database = live_server_database[live_server]
+    return obtain_auth_header(live_server.removesuffix("/fhir"), database)
+
+
+@pytest.fixture(scope="session")
+def http(live_server: str, auth_headers: dict[str, str]) -> Iterator[httpx.Client]:
+    with httpx.Client(headers=auth_headers, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def token_for(live_server: str):  # type: ignore[no-untyped-def]
+    """`token_for(scope)`: an Authorization header narrowed to `scope`."""
+    return lambda scope: obtain_auth_header(
+        live_server.removesuffix("/fhir"), live_server_database[live_server], scope=scope
+    )

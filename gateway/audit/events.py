@@ -1,0 +1,241 @@
+"""AuditEvent construction following IHE BALP patterns, carrying the NEN 7513 fields.
+
+NEN 7513 asks: who (user, role, organisation, client system), which patient, what (action, resources), when,
+from where, why (purpose, rule, consent, break-the-glass reason) and the outcome. They map to:
+agent (user: requestor, role, token id in `agent.policy` — never the token; organisation by URA; client
+application and its network address), entity (patient, each resource, the query as base64), recorded,
+source, purposeOfEvent + entity.detail (decision id, rule, policy, consent references, BTG reason), outcome.
+
+BALP patterns used: PatientRead/Read, PatientQuery/Query, PatientCreate/Update/Delete and their basic forms,
+and AuthZconsent for consent decisions.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.audit import codes
+
+
+@dataclass(frozen=True)
+class Actor:
+    client_id: str | None = None
+    user_id: str | None = None
+    role: str | None = None
+    ura: str | None = None
+    organization_type: str | None = None
+    token_jti: str | None = None
+    address: str | None = None
+    purpose_of_use: str | None = None
+
+
+@dataclass(frozen=True)
+class Access:
+    """One interaction as the audit sees it."""
+
+    kind: str  # gateway.fhir.interaction kind
+    method: str
+    path: str  # e.g. "Observation" or "Patient/1/$explain-access"
+    query: str = ""  # the raw query string
+    status: int = 200
+    diagnostics: str = ""
+    patient_data: bool = False
+    patients: Sequence[str] = ()
+    resources: Sequence[str] = ()  # references of what was disclosed or written
+    decision_id: str | None = None
+    btg_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class DecisionFacts:
+    """A consent decision for one patient (grouped: one per patient, rule and effect)."""
+
+    patient: str | None
+    effect: str
+    rule_id: str
+    policy_version: str
+    reason_en: str
+    reason_nl: str
+    legal_basis: str = ""
+    obligations: Sequence[str] = ()
+    consent_references: Sequence[str] = ()
+    resources: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def balp_kind(access: Access) -> str:
+    patient = bool(access.patients) or access.patient_data
+    base = {
+        "read": "Read",
+        "vread": "Read",
+        "create": "Create",
+        "update": "Update",
+        "delete": "Delete",
+    }.get(access.kind, "Query" if access.kind.startswith(("search", "history")) or access.kind == "operation" else "")
+    if not base:
+        return access.kind.capitalize() or "Interaction"
+    return f"Patient{base}" if patient else base
+
+
+def interaction_event(access: Access, actor: Actor, recorded: str, event_id: str, site: str) -> dict[str, Any]:
+    kind = balp_kind(access)
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": event_id,
+        "meta": {"profile": [codes.balp_profile(kind)]} if codes.balp_profile(kind) else {},
+        "type": codes.REST_TYPE,
+        "subtype": [{"system": codes.RESTFUL_INTERACTION, "code": access.kind}],
+        "action": codes.ACTIONS.get(access.kind, "E"),
+        "recorded": recorded,
+        "outcome": outcome_code(access.status),
+        "outcomeDesc": access.diagnostics or f"HTTP {access.status}",
+        "agent": agents(actor, site),
+        "source": source(site),
+        "entity": [],
+    }
+    if not event["meta"]:
+        del event["meta"]
+    if actor.purpose_of_use:
+        event["purposeOfEvent"] = [_purpose(actor.purpose_of_use)]
+    entities = [patient_entity(patient) for patient in access.patients]
+    entities += [_data_entity(reference) for reference in access.resources]
+    if access.kind.startswith(("search", "history")) or access.kind == "operation":
+        entities.append(_query_entity(access))
+    entities.append(_context_entity(access))
+    event["entity"] = entities
+    return event
+
+
+def consent_event(
+    decision: DecisionFacts, access: Access, actor: Actor, recorded: str, event_id: str, site: str
+) -> dict[str, Any]:
+    details = [
+        {"type": "decision-id", "valueString": access.decision_id or ""},
+        {"type": "effect", "valueString": decision.effect},
+        {"type": "rule", "valueString": decision.rule_id},
+        {"type": "policy", "valueString": decision.policy_version},
+        {"type": "reason-en", "valueString": decision.reason_en},
+        {"type": "reason-nl", "valueString": decision.reason_nl},
+        {"type": "resources", "valueString": str(decision.resources)},
+    ]
+    if decision.legal_basis:
+        details.append({"type": "legal-basis", "valueString": decision.legal_basis})
+    details += [{"type": "obligation", "valueString": code} for code in decision.obligations]
+    if access.btg_reason:
+        details.append({"type": "btg-reason", "valueString": access.btg_reason})
+    details += [{"type": key, "valueString": value} for key, value in sorted(decision.extra.items())]
+    entities = [patient_entity(decision.patient)] if decision.patient else []
+    entities += [_consent_entity(reference) for reference in decision.consent_references]
+    entities.append(
+        {
+            "type": codes.ENTITY_SYSTEM_OBJECT,
+            "role": codes.ROLE_SECURITY_RESOURCE,
+            "name": "consent-decision",
+            "detail": details,
+        }
+    )
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": event_id,
+        "meta": {"profile": [codes.balp_profile("AuthZconsent")]},
+        "type": codes.CONSENT_DECISION_TYPE,
+        "subtype": [{"system": codes.CONSENT_DECISION_SYSTEM, "code": decision.effect}],
+        "action": "E",
+        "recorded": recorded,
+        "outcome": "0" if decision.effect == "permit" else "4",
+        "outcomeDesc": decision.reason_en,
+        "agent": agents(actor, site),
+        "source": source(site),
+        "entity": entities,
+    }
+    if actor.purpose_of_use:
+        event["purposeOfEvent"] = [_purpose(actor.purpose_of_use)]
+    return event
+
+
+def outcome_code(status: int) -> str:
+    if status < 400:
+        return "0"
+    return "4" if status < 500 else "8"
+
+
+def agents(actor: Actor, site: str) -> list[dict[str, Any]]:
+    client: dict[str, Any] = {
+        "type": codes.AGENT_SOURCE,
+        "who": {"identifier": {"system": codes.CLIENT_ID_SYSTEM, "value": actor.client_id or "anonymous"}},
+        "requestor": False,
+    }
+    if actor.address:
+        client["network"] = {"address": actor.address, "type": "2"}
+    server = {
+        "type": codes.AGENT_DESTINATION,
+        "who": {"display": "zcc-gateway"},
+        "requestor": False,
+        "network": {"address": site, "type": "5"},
+    }
+    user: dict[str, Any] = {
+        "type": codes.AGENT_USER,
+        "who": {
+            "identifier": {"system": codes.USER_ID_SYSTEM, "value": actor.user_id or actor.client_id or "anonymous"}
+        },
+        "requestor": True,
+    }
+    if actor.role:
+        user["role"] = [{"coding": [{"system": codes.ROLE_SYSTEM, "code": actor.role}]}]
+    if actor.token_jti:
+        user["policy"] = [actor.token_jti]  # BALP: the token's identifier, never the token
+    if actor.purpose_of_use:
+        user["purposeOfUse"] = [_purpose(actor.purpose_of_use)]
+    found = [user, client, server]
+    if actor.ura:
+        organisation: dict[str, Any] = {
+            "type": codes.AGENT_ORGANISATION,
+            "who": {"identifier": {"system": codes.URA_SYSTEM, "value": actor.ura}},
+            "requestor": False,
+        }
+        if actor.organization_type:
+            organisation["role"] = [{"coding": [{"system": codes.ORGANIZATION_TYPE, "code": actor.organization_type}]}]
+        found.append(organisation)
+    return found
+
+
+def source(site: str) -> dict[str, Any]:
+    return {"site": site, "observer": {"display": "zcc-gateway"}, "type": [codes.SOURCE_APPLICATION_SERVER]}
+
+
+def patient_entity(patient: str) -> dict[str, Any]:
+    reference = patient if "/" in patient and patient.startswith("http") else f"Patient/{patient}"
+    return {"what": {"reference": reference}, "type": codes.ENTITY_PERSON, "role": codes.ROLE_PATIENT}
+
+
+def _data_entity(reference: str) -> dict[str, Any]:
+    return {"what": {"reference": reference}, "type": codes.ENTITY_SYSTEM_OBJECT, "role": codes.ROLE_DOMAIN_RESOURCE}
+
+
+def _consent_entity(reference: str) -> dict[str, Any]:
+    return {"what": {"reference": reference}, "type": codes.ENTITY_SYSTEM_OBJECT, "role": codes.ROLE_SECURITY_RESOURCE}
+
+
+def _query_entity(access: Access) -> dict[str, Any]:
+    raw = f"{access.path}?{access.query}" if access.query else access.path
+    return {
+        "type": codes.ENTITY_SYSTEM_OBJECT,
+        "role": codes.ROLE_QUERY,
+        "query": base64.b64encode(raw.encode("utf-8")).decode("ascii"),
+    }
+
+
+def _context_entity(access: Access) -> dict[str, Any]:
+    details = [{"type": "method", "valueString": access.method}, {"type": "path", "valueString": access.path}]
+    if access.decision_id:
+        details.append({"type": "decision-id", "valueString": access.decision_id})
+    if access.btg_reason:
+        details.append({"type": "btg-reason", "valueString": access.btg_reason})
+    return {"type": codes.ENTITY_SYSTEM_OBJECT, "role": codes.ROLE_JOB, "name": "interaction", "detail": details}
+
+
+def _purpose(code: str) -> dict[str, Any]:
+    return {"coding": [{"system": codes.PURPOSE_SYSTEM, "code": code}]}

@@ -1,0 +1,98 @@
+"""A resource dict -> DisclosedResource: the facts the PDP needs (patients, labels, categories), never the data.
+
+Security labels are the codes in `meta.security` of the resource and of its contained resources (a label on a
+contained resource taints the container). The data holder is read from `meta.tag` codings with the
+organisation-type naming system (category) and the URA naming system (organisation); adapters set them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.consent.compartment import PatientCompartment
+from gateway.consent.consents import ORGANIZATION_TYPE, URA
+from gateway.consent.model import DisclosedResource
+from gateway.consent.policy import Parameters
+
+
+@dataclass(frozen=True)
+class Describer:
+    compartment: PatientCompartment
+    params: Parameters
+
+    def patient_data_type(self, resource_type: str | None) -> bool:
+        """Whether resources of this type can carry patient data (decides query-shape checks)."""
+        if resource_type is None:
+            return True
+        return (
+            resource_type in self.compartment.resource_types or resource_type in self.params.always_patient_data_types
+        )
+
+    def describe(self, resource: Mapping[str, Any]) -> DisclosedResource:
+        resource_type = str(resource.get("resourceType", ""))
+        patients = set(self.compartment.patients_of(resource))
+        for contained in resource.get("contained") or ():
+            if isinstance(contained, dict):
+                patients |= self.compartment.patients_of(contained)
+                if contained.get("resourceType") == "Patient":
+                    patients.add(str(contained.get("id", "#contained")))
+        holder_category, holder_ura = _holder(resource)
+        return DisclosedResource(
+            resource_type=resource_type,
+            id=resource.get("id") if isinstance(resource.get("id"), str) else None,
+            patients=frozenset(patients),
+            patient_data=bool(patients) or resource_type in self.params.always_patient_data_types,
+            labels=security_labels(resource),
+            data_category=self.data_category(resource),
+            holder_category=holder_category,
+            holder_ura=holder_ura,
+            status=_status(resource),
+        )
+
+    def data_category(self, resource: Mapping[str, Any]) -> str:
+        resource_type = str(resource.get("resourceType", ""))
+        if resource_type == "Consent":
+            for coding in (resource.get("scope") or {}).get("coding") or ():
+                category = self.params.consent_scope_categories.get(str(coding.get("code")))
+                if category:
+                    return category
+        return self.params.data_categories.get(resource_type, "other")
+
+
+def security_labels(resource: Mapping[str, Any]) -> frozenset[str]:
+    labels = set(_meta_codes(resource, "security"))
+    for contained in resource.get("contained") or ():
+        if isinstance(contained, dict):
+            labels |= _meta_codes(contained, "security")
+    return frozenset(labels)
+
+
+def _meta_codes(resource: Mapping[str, Any], element: str) -> set[str]:
+    meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+    return {c["code"] for c in meta.get(element) or () if isinstance(c, dict) and isinstance(c.get("code"), str)}
+
+
+def _holder(resource: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+    category = ura = None
+    for coding in meta.get("tag") or ():
+        if not isinstance(coding, dict):
+            continue
+        if coding.get("system") == ORGANIZATION_TYPE:
+            category = coding.get("code")
+        elif coding.get("system") == URA:
+            ura = coding.get("code")
+    return category, ura
+
+
+def _status(resource: Mapping[str, Any]) -> str | None:
+    status = resource.get("status")
+    if isinstance(status, str):
+        return status
+    for element in ("clinicalStatus", "verificationStatus"):
+        for coding in (resource.get(element) or {}).get("coding") or ():
+            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+                return coding["code"]
+    return None

@@ -1,0 +1,177 @@
+"""Fetch what the PDP needs to know about patients from the store: their zcc contacts, the referrals addressed
+to organisations, and their privacy Consents. This is the only consent module that touches the database; it
+reads through the search index (`idx_reference`) so that one query serves a whole page of patients.
+
+An optional external consent source (e.g. a Mitz connection) can be injected; if it fails, the facts say so
+(`consent_error`) and every rule that needs consent fails closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from conformance import fhirjson
+from gateway.consent.consents import URA, parse_consent
+from gateway.consent.model import ConsentRecord, Contact, PatientFacts, Referral
+from gateway.consent.policy import Parameters
+from gateway.consent.timeutil import parse_instant
+from gateway.store.schema import idx_reference, resource
+
+log = logging.getLogger("gateway.consent")
+
+ConsentSource = Callable[[str], list[dict[str, Any]]]  # patient id -> Consent resources (may raise)
+_PATIENT_PARAMS = ("patient", "subject")
+_RECIPIENTS = {"Task": ("owner",), "ServiceRequest": ("performer",), "Communication": ("recipient",)}
+
+
+class FactsSource:
+    def __init__(self, params: Parameters, base_url: str = "", consent_source: ConsentSource | None = None) -> None:
+        self.params = params
+        self.base_url = base_url.rstrip("/")
+        self.consent_source = consent_source
+
+    def facts(self, connection: Connection, patients: Iterable[str]) -> dict[str, PatientFacts]:
+        wanted = sorted({patient for patient in patients if patient})
+        if not wanted:
+            return {}
+        types = set(self.params.contact_types) | set(self.params.referral_types) | {"Consent"}
+        by_patient: dict[str, list[dict[str, Any]]] = {patient: [] for patient in wanted}
+        for patient, body in self._resources_of(connection, wanted, types):
+            by_patient[patient].append(body)
+        organisations = self._organisation_uras(connection, by_patient.values())
+        return {patient: self._facts_for(patient, bodies, organisations) for patient, bodies in by_patient.items()}
+
+    # -- queries -----------------------------------------------------------------------------------------
+
+    def _resources_of(
+        self, connection: Connection, patients: list[str], types: set[str]
+    ) -> Iterable[tuple[str, dict[str, Any]]]:
+        local = [patient for patient in patients if "/" not in patient]  # opaque foreign references have no facts
+        seen: set[tuple[str, int]] = set()
+        for start in range(0, len(local), 200):
+            chunk = local[start : start + 200]
+            urls = [f"{self.base_url}/Patient/{patient}" for patient in chunk] if self.base_url else []
+            target = and_(idx_reference.c.target_type == "Patient", idx_reference.c.target_id.in_(chunk))
+            query = (
+                select(idx_reference.c.target_id, idx_reference.c.url, resource.c.res_key, resource.c.body)
+                .join(resource, resource.c.res_key == idx_reference.c.res_key)
+                .where(
+                    idx_reference.c.param.in_(_PATIENT_PARAMS),
+                    or_(target, idx_reference.c.url.in_(urls)) if urls else target,
+                    resource.c.type.in_(sorted(types)),
+                    resource.c.deleted.is_(False),
+                )
+            )
+            for row in connection.execute(query):
+                patient = row.target_id or str(row.url).rsplit("/", 1)[-1]
+                if (patient, row.res_key) in seen or row.body is None:
+                    continue
+                seen.add((patient, row.res_key))
+                yield patient, fhirjson.loads_trusted(row.body)
+
+    def _organisation_uras(
+        self, connection: Connection, groups: Iterable[list[dict[str, Any]]]
+    ) -> dict[str, frozenset[str]]:
+        ids = set()
+        for bodies in groups:
+            for body in bodies:
+                for reference in _recipient_references(body):
+                    literal = reference.get("reference")
+                    if isinstance(literal, str) and literal.startswith("Organization/"):
+                        ids.add(literal.split("/")[1])
+        if not ids:
+            return {}
+        query = select(resource.c.id, resource.c.body).where(
+            resource.c.type == "Organization", resource.c.id.in_(sorted(ids)), resource.c.deleted.is_(False)
+        )
+        found = {}
+        for row in connection.execute(query):
+            body = fhirjson.loads_trusted(row.body)
+            found[f"Organization/{row.id}"] = frozenset(
+                i["value"] for i in body.get("identifier") or () if i.get("system") == URA and i.get("value")
+            )
+        return found
+
+    # -- assembling facts ---------------------------------------------------------------------------------
+
+    def _facts_for(
+        self, patient: str, bodies: list[dict[str, Any]], organisations: Mapping[str, frozenset[str]]
+    ) -> PatientFacts:
+        contacts, referrals, stored_consents = [], [], []
+        for body in bodies:
+            resource_type = body.get("resourceType")
+            if resource_type in self.params.contact_types:
+                contacts.append(_contact(patient, body))
+            if resource_type in self.params.referral_types:
+                referrals.append(_referral(patient, body, organisations))
+            if resource_type == "Consent":
+                stored_consents.append(body)
+        records, error = self._consents(patient, stored_consents)
+        return PatientFacts(patient, tuple(contacts), tuple(referrals), tuple(records), error)
+
+    def _consents(self, patient: str, stored: list[dict[str, Any]]) -> tuple[list[ConsentRecord], str | None]:
+        bodies = list(stored)
+        if self.consent_source is not None:
+            try:
+                bodies += self.consent_source(patient)
+            except Exception as problem:  # any failure of the consent service: no consent (fail closed)
+                log.warning("consent source failed for a patient: %s", type(problem).__name__)
+                return [], f"consent source unavailable ({type(problem).__name__})"
+        try:
+            records = [
+                record
+                for body in bodies
+                for record in parse_consent(body, self.params.data_categories, self.params.adhoc_max_hours)
+            ]
+        except (AttributeError, TypeError, ValueError) as problem:
+            return [], f"consent could not be read ({type(problem).__name__})"
+        return [record for record in records if record.patient == patient], None
+
+
+def fetch_facts(source: FactsSource, connection: Connection, patients: Iterable[str]) -> dict[str, PatientFacts]:
+    """Facts for `patients`; a database failure yields facts that deny (fail closed) rather than a crash."""
+    wanted = list(patients)
+    try:
+        return source.facts(connection, wanted)
+    except SQLAlchemyError as problem:
+        log.error("consent facts could not be read: %s", type(problem).__name__)
+        return {patient: PatientFacts(patient, consent_error="facts unavailable") for patient in wanted}
+
+
+def _contact(patient: str, body: dict[str, Any]) -> Contact:
+    resource_type = body["resourceType"]
+    period = body.get("executionPeriod") if resource_type == "Task" else body.get("period")
+    period = period if isinstance(period, dict) else {}
+    start = parse_instant(period.get("start")) or parse_instant(body.get("authoredOn"))
+    end = parse_instant(period.get("end"), end=True)
+    if resource_type == "Task" and end is None:
+        end = parse_instant(body.get("lastModified"))
+    return Contact(f"{resource_type}/{body.get('id')}", patient, str(body.get("status", "")), start, end)
+
+
+def _referral(patient: str, body: dict[str, Any], organisations: Mapping[str, frozenset[str]]) -> Referral:
+    uras: set[str] = set()
+    for reference in _recipient_references(body):
+        identifier = reference.get("identifier") or {}
+        if isinstance(identifier, dict) and identifier.get("system") == URA and identifier.get("value"):
+            uras.add(identifier["value"])
+        literal = reference.get("reference")
+        if isinstance(literal, str):
+            uras |= organisations.get(literal, frozenset())
+    reference = f"{body['resourceType']}/{body.get('id')}"
+    return Referral(reference, patient, str(body.get("status", "")), frozenset(uras))
+
+
+def _recipient_references(body: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for element in _RECIPIENTS.get(str(body.get("resourceType")), ()):
+        value = body.get(element)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                found.append(item)
+    return found

@@ -1,0 +1,240 @@
+"""The consent pipeline stage: nothing about a patient leaves the gateway without a decision.
+
+Before the handler: the request rules (purpose, admin-only writes, break-the-glass prerequisites) and the
+query-shape checks. After the handler: every resource in the response, whatever its shape, is judged; withheld
+ones are removed (see gateway.consent.responses), a withheld single resource becomes a 404 (deny-as-404) or a
+403, and the response carries the decision id. Place it after authentication and inside the audit stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.consent.conditions import RequestTarget
+from gateway.consent.describe import security_labels
+from gateway.consent.engine import (
+    BTG_EXPIRES_HEADER,
+    DECISION_HEADER,
+    STATE_RECORDS,
+    SUPPRESSED_HEADER,
+    ConsentEngine,
+    InteractionRecord,
+)
+from gateway.consent.explain import btg_hint
+from gateway.consent.model import DENY_AS_404, TIME_BOX, Decision, DisclosedResource, Effect, RequestContext
+from gateway.consent.pdp import decide, decide_request
+from gateway.consent.query_safety import unsafe_search
+from gateway.consent.responses import (
+    PART_BUNDLES,
+    RESPONSE_BUNDLES,
+    FilterReport,
+    Judge,
+    filter_bundle,
+    filter_parameters,
+    filter_part_bundle,
+    iter_resources,
+    judge_unit,
+)
+from gateway.fhir import interaction as kinds
+from gateway.fhir.context import RequestScope
+from gateway.fhir.errors import FhirError, Issue, not_found
+from gateway.fhir.interaction import Interaction, Result
+from gateway.fhir.pipeline import Handler
+
+SEARCH_KINDS = frozenset({kinds.SEARCH_TYPE, kinds.SEARCH_SYSTEM})
+WRITE_KINDS = frozenset({kinds.CREATE, kinds.UPDATE, kinds.DELETE})
+SYSTEM_KINDS = frozenset({kinds.SEARCH_SYSTEM, kinds.HISTORY_SYSTEM})
+
+
+class ConsentStage:
+    def __init__(self, engine: ConsentEngine) -> None:
+        self.engine = engine
+
+    def __call__(self, scope: RequestScope, it: Interaction, next_handler: Handler) -> Result:
+        engine = self.engine
+        ctx = engine.context(scope.state, scope.identity, it.headers, it.kind)
+        record = InteractionRecord(engine.decision_id(scope.state), ctx)
+        scope.state.setdefault(STATE_RECORDS, {})[id(it)] = record
+        now = engine.clock()
+        self._check_request(scope, it, ctx, record, now)
+        if_none_match = None
+        if it.kind in {kinds.READ, kinds.VREAD} and it.header("if-none-match"):
+            # a 304 would confirm existence and version without a decision: always fetch, decide, then compare
+            if_none_match = it.header("if-none-match")
+            it = replace(it, headers={k: v for k, v in it.headers.items() if k != "if-none-match"})
+            scope.state[STATE_RECORDS][id(it)] = record
+        result = next_handler(scope, it)
+        result = self._filter(scope, it, ctx, record, result, now)
+        if if_none_match and result.status == 200 and if_none_match in _etags(result):
+            result = Result(304, headers=result.headers)
+        return result
+
+    # -- before the handler --------------------------------------------------------------------------------
+
+    def _check_request(
+        self, scope: RequestScope, it: Interaction, ctx: RequestContext, record: InteractionRecord, now: datetime
+    ) -> None:
+        describer = self.engine.describer
+        target = RequestTarget(
+            it.resource_type,
+            self._targets_patient_data(it),
+            ctx.is_write and self._protected_write(scope, it),
+            now,
+        )
+        record.patient_data_target = target.patient_data_target
+        decision = decide_request(self.engine.policy, ctx, target)
+        record.request_decision = decision
+        if decision.effect is Effect.DENY:
+            raise FhirError(403, "forbidden", _both(decision), headers={DECISION_HEADER: record.decision_id})
+        if it.kind in SEARCH_KINDS:
+            registry = scope.services.search
+            refusal = unsafe_search(
+                it.resource_type,
+                it.params,
+                describer.patient_data_type,
+                lambda rtype, code: _known(registry, rtype, code),
+            )
+            if refusal is not None:
+                record.refusal = refusal.message
+                raise FhirError(
+                    refusal.status, refusal.code, refusal.message, headers={DECISION_HEADER: record.decision_id}
+                )
+
+    def _targets_patient_data(self, it: Interaction) -> bool:
+        if it.kind in {kinds.CAPABILITIES, kinds.BATCH, kinds.TRANSACTION}:
+            return False
+        if it.kind in SYSTEM_KINDS or (it.kind == kinds.OPERATION and it.resource_type is None):
+            return True
+        return self.engine.describer.patient_data_type(it.resource_type)
+
+    def _protected_write(self, scope: RequestScope, it: Interaction) -> bool:
+        params = self.engine.policy.parameters
+        if it.resource_type in params.protected_write_types:
+            return True
+        if it.body is not None and security_labels(it.body):
+            return True
+        if it.kind in {kinds.UPDATE, kinds.DELETE} and it.resource_type and it.id:
+            with scope.reading() as connection:  # removing or replacing labelled data is a label change too
+                current = scope.services.store.get(connection, it.resource_type, it.id)
+            if current is not None and current.body is not None and security_labels(current.resource()):
+                return True
+        return False
+
+    # -- after the handler ---------------------------------------------------------------------------------
+
+    def _filter(
+        self,
+        scope: RequestScope,
+        it: Interaction,
+        ctx: RequestContext,
+        record: InteractionRecord,
+        result: Result,
+        now: datetime,
+    ) -> Result:
+        result.headers[DECISION_HEADER] = record.decision_id
+        body = result.body_resource()
+        if body is None:
+            return result
+        judge = self._judge(scope, ctx, body, now, record)
+        report: FilterReport | None = None
+        kind = body.get("resourceType")
+        if kind == "Bundle" and result.stored is None and body.get("type") in RESPONSE_BUNDLES:
+            report = filter_bundle(
+                body, judge, self.engine.describer.patient_data_type, btg_hint(self.engine.policy, ctx)
+            )
+        elif kind == "Bundle" and it.kind == kinds.OPERATION and body.get("type") in PART_BUNDLES:
+            report = filter_part_bundle(body, judge)
+        elif kind == "Parameters" and it.kind == kinds.OPERATION:
+            report = filter_parameters(body, judge)
+        if report is not None:
+            result.resource, result.stored = body, None
+            self._note(record, result, report.released, len(report.withheld), len(report.suppressed_visible))
+            return result
+        decision = judge_unit(body, judge)
+        if decision.effect is Effect.PERMIT:
+            self._note(record, result, [(body, decision)], 0, 0)
+            return result
+        record.withheld += 1
+        if it.kind in WRITE_KINDS:  # the write happened; only the echo is withheld
+            return Result(result.status, headers=result.headers)
+        raise self._refusal(it, ctx, decision, record)
+
+    def _judge(
+        self, scope: RequestScope, ctx: RequestContext, body: dict[str, Any], now: datetime, record: InteractionRecord
+    ) -> Judge:
+        describer = self.engine.describer
+        described = {id(resource): describer.describe(resource) for resource in iter_resources(body)}
+        if not described:
+            described[id(body)] = describer.describe(body)
+        patients = {patient for item in described.values() for patient in item.patients}
+        facts = {}
+        if patients:
+            with scope.reading() as connection:
+                facts = self.engine.facts(scope.state, connection, patients)
+
+        decided: dict[DisclosedResource, Decision] = {}  # the id never matters to a decision: decide once per shape
+
+        def judge(resource: dict[str, Any]) -> Decision:
+            item = described.get(id(resource)) or describer.describe(resource)
+            key = replace(item, id=None)
+            decision = decided.get(key)
+            if decision is None:
+                decision = decided[key] = decide(self.engine.policy, ctx, item, facts, now)
+            record.decisions.append((item.reference, decision))
+            return decision
+
+        return judge
+
+    def _note(
+        self,
+        record: InteractionRecord,
+        result: Result,
+        released: list[tuple[dict[str, Any], Decision]],
+        withheld: int,
+        visible: int,
+    ) -> None:
+        record.released.extend(f"{r.get('resourceType')}/{r.get('id')}" for r, _ in released)
+        record.withheld += withheld
+        if visible:
+            result.headers[SUPPRESSED_HEADER] = str(visible)
+        boxes = [d for _, d in released if d.has(TIME_BOX)]
+        if boxes:
+            start = record.request.btg_started_at or self.engine.clock()
+            hours = self.engine.policy.parameters.btg_time_box_hours
+            result.headers[BTG_EXPIRES_HEADER] = (start + timedelta(hours=hours)).isoformat(timespec="seconds")
+
+    def _refusal(
+        self, it: Interaction, ctx: RequestContext, decision: Decision, record: InteractionRecord
+    ) -> FhirError:
+        headers = {DECISION_HEADER: record.decision_id}
+        if decision.has(DENY_AS_404) and it.resource_type:
+            error = not_found(it.resource_type, it.id)
+            error.headers = headers
+            return error
+        issues = [Issue("error", "forbidden", _both(decision))]
+        if decision.effect is Effect.PERMIT_FILTERED:
+            issues.append(
+                Issue("information", "suppressed", "the resource is withheld / het gegeven is achtergehouden")
+            )
+            hint = btg_hint(self.engine.policy, ctx)
+            if hint:
+                issues.append(Issue("information", "informational", hint))
+        return FhirError(403, "forbidden", issues[0].diagnostics, issues=issues, headers=headers)
+
+
+def _both(decision: Decision) -> str:
+    return f"{decision.reason_en} / {decision.reason_nl} [rule {decision.rule_id}]"
+
+
+def _known(registry: Any, resource_type: str | None, code: str) -> bool:
+    if code in {"_id", "_lastUpdated"}:
+        return True
+    param = registry.get(resource_type, code) if registry is not None else None
+    return param is not None and bool(getattr(param, "supported", False))
+
+
+def _etags(result: Result) -> set[str]:
+    etag = result.headers.get("ETag", "")
+    return {etag, etag.removeprefix("W/")} if etag else set()

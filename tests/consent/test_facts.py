@@ -1,0 +1,99 @@
+"""facts.py against a real store: contacts, referrals (URA via Organization), Consents, consent-source errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.app import build_services
+from gateway.consent.facts import FactsSource, fetch_facts
+from gateway.settings import Settings
+
+BASE = "http://testserver/fhir"
+URA = "http://fhir.nl/fhir/NamingSystem/ura"
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    database = tmp_path_factory.mktemp("facts") / "gateway.db"
+    built = build_services(Settings(database_url=f"sqlite:///{database}", base_url=BASE))
+    with built.store.write() as connection:
+        for body in [
+            {"resourceType": "Organization", "id": "hap", "identifier": [{"system": URA, "value": "111"}]},
+            {
+                "resourceType": "Encounter",
+                "id": "e1",
+                "status": "in-progress",
+                "class": {"code": "EMER"},
+                "subject": {"reference": f"{BASE}/Patient/p1"},
+                "period": {"start": "2025-06-01T10:00:00Z"},
+            },
+            {
+                "resourceType": "Task",
+                "id": "t1",
+                "status": "requested",
+                "intent": "order",
+                "for": {"reference": "Patient/p1"},
+                "owner": {"reference": "Organization/hap"},
+            },
+            {
+                "resourceType": "ServiceRequest",
+                "id": "s1",
+                "status": "active",
+                "intent": "order",
+                "subject": {"reference": "Patient/p1"},
+                "performer": [{"identifier": {"system": URA, "value": "222"}}],
+            },
+            {
+                "resourceType": "Consent",
+                "id": "c1",
+                "status": "inactive",
+                "scope": {"coding": [{"code": "patient-privacy"}]},
+                "category": [{"text": "mitz"}],
+                "patient": {"reference": "Patient/p1"},
+                "provision": {},
+            },
+            {
+                "resourceType": "Encounter",
+                "id": "e9",
+                "status": "in-progress",
+                "class": {"code": "EMER"},
+                "subject": {"reference": "Patient/p9"},
+                "period": {"start": "2025-06-01T10:00:00Z"},
+            },
+        ]:
+            built.store.save(connection, body, body["id"])
+    return built
+
+
+def test_facts_from_the_store(services: Any, policy: Any) -> None:
+    source = FactsSource(policy.parameters, BASE)
+    with services.store.read() as connection:
+        facts = fetch_facts(source, connection, ["p1", "p2"])
+    p1 = facts["p1"]
+    # the absolute reference under the base counts; a Task is both a possible contact and a referral
+    assert sorted(c.reference for c in p1.contacts) == ["Encounter/e1", "Task/t1"]
+    assert {r.reference: r.recipient_uras for r in p1.referrals} == {
+        "Task/t1": frozenset({"111"}),
+        "ServiceRequest/s1": frozenset({"222"}),
+    }
+    assert [(c.kind, c.origin) for c in p1.consents] == [("deny", "mitz")]
+    assert facts["p2"].contacts == () and facts["p2"].consent_error is None
+
+
+def test_consent_source_failure_fails_closed(services: Any, policy: Any) -> None:
+    def failing(_: str) -> list[dict[str, Any]]:
+        raise TimeoutError("mitz did not answer")
+
+    source = FactsSource(policy.parameters, BASE, failing)
+    with services.store.read() as connection:
+        facts = fetch_facts(source, connection, ["p1"])
+    assert facts["p1"].consents == () and facts["p1"].consent_error == "consent source unavailable (TimeoutError)"
+
+
+def test_foreign_patient_references_get_no_facts(services: Any, policy: Any) -> None:
+    source = FactsSource(policy.parameters, BASE)
+    with services.store.read() as connection:
+        facts = fetch_facts(source, connection, ["http://elsewhere/fhir/Patient/p1"])
+    assert facts["http://elsewhere/fhir/Patient/p1"].contacts == ()
