@@ -57,7 +57,16 @@ def wait_up(url: str, process: subprocess.Popen) -> None:
 
 
 def start_gateway(database: str, port: int, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "ZCC_DATABASE_URL": database, "ZCC_BASE_URL": f"http://127.0.0.1:{port}/fhir"}
+    # The core REST path with authentication on (every request verifies a real token); consent and audit are
+    # measured separately (issue [consent-audit]), so they are off here.
+    env = {
+        **os.environ,
+        "ZCC_DATABASE_URL": database,
+        "ZCC_BASE_URL": f"http://127.0.0.1:{port}/fhir",
+        "ZCC_CONSENT": "off",
+        "ZCC_AUDIT": "off",
+        "ZCC_AUTH_KEY_DIR": tempfile.mkdtemp(),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
@@ -69,12 +78,24 @@ def start_gateway(database: str, port: int, workers: int) -> subprocess.Popen:
     return process
 
 
-def load_data(base: str, patients: int, observations: int) -> list[str]:
+def token_header(base: str, database: str) -> dict[str, str]:
+    from tests.auth.fixtures import obtain_auth_header
+
+    return obtain_auth_header(base.removesuffix("/fhir"), database)
+
+
+def load_data(base: str, database: str, patients: int, observations: int) -> list[str]:
     ids = [f"bench-p{i}" for i in range(patients)]
     client = httpx.Client(timeout=300)
+    started = time.monotonic()
+    client.headers.update(token_header(base, database))
     entries: list[dict] = []
 
     def flush() -> None:
+        nonlocal started
+        if time.monotonic() - started > 240:  # tokens live 300 s
+            client.headers.update(token_header(base, database))
+            started = time.monotonic()
         if entries:
             response = client.post(
                 base,
@@ -128,11 +149,14 @@ def load_data(base: str, patients: int, observations: int) -> list[str]:
     return ids
 
 
-def wrk(url: str, script: str, duration: int, connections: int = 32) -> dict[str, float]:
+def wrk(
+    url: str, script: str, duration: int, headers: dict[str, str] | None = None, connections: int = 32
+) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script + WRK_REPORT)
+    header_args = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "-s", handle.name, url],
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", *header_args, "-s", handle.name, url],
         capture_output=True,
         text=True,
         check=True,
@@ -159,7 +183,7 @@ def measure_backend(name: str, database: str, args: argparse.Namespace) -> dict[
     server = start_gateway(database, port, args.workers)
     try:
         started = time.monotonic()
-        ids = load_data(base, args.patients, args.observations)
+        ids = load_data(base, database, args.patients, args.observations)
         load_seconds = time.monotonic() - started
         sample = random.sample(ids, min(2000, len(ids)))
         results = {
@@ -171,14 +195,15 @@ def measure_backend(name: str, database: str, args: argparse.Namespace) -> dict[
                 "total": args.patients + args.observations,
             }
         }
-        results["read"] = wrk(base, lua_paths([f"/fhir/Patient/{pid}" for pid in sample]), args.duration)
+        auth = token_header(base, database)
+        results["read"] = wrk(base, lua_paths([f"/fhir/Patient/{pid}" for pid in sample]), args.duration, auth)
         searches = [
             f"/fhir/Observation?subject=Patient/{pid}&code=http://loinc.org|{random.choice(LOINC)}" for pid in sample
         ]
-        results["search"] = wrk(base, lua_paths(searches), args.duration)
+        results["search"] = wrk(base, lua_paths(searches), args.duration, auth)
         create_body = json.dumps({"resourceType": "Patient", "name": [{"family": "Created"}], "gender": "other"})
-        results["create"] = wrk(base, lua_paths(["/fhir/Patient"], "POST", create_body), args.duration)
-        patient_bytes = httpx.get(f"{base}/Patient/{sample[0]}").content
+        results["create"] = wrk(base, lua_paths(["/fhir/Patient"], "POST", create_body), args.duration, auth)
+        patient_bytes = httpx.get(f"{base}/Patient/{sample[0]}", headers=auth).content
     finally:
         server.terminate()
         server.wait(timeout=30)
