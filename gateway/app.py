@@ -27,6 +27,7 @@ from gateway.fhir.context import Services
 from gateway.fhir.pipeline import Pipeline
 from gateway.fhir.routes import FhirEndpoint
 from gateway.fhir.write_checks import WriteChecks
+from gateway.ingest.routes import register as register_ingest
 from gateway.search.definitions import SearchParameterRegistry
 from gateway.search.extract import extract_index_rows
 from gateway.settings import Settings
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(auth.router)  # before the FHIR catch-all: it serves /fhir/.well-known/...
     app.router.routes.append(Route("/fhir", endpoint.handle, methods=methods))
     app.router.routes.append(Route("/fhir/{path:path}", endpoint.handle, methods=methods))
+    register_ingest(app, services)
     app.add_middleware(AuthStage, **auth.middleware_options())
     app.state.services = services
     return app

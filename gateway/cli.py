@@ -7,7 +7,10 @@ from decimal import Decimal
 
 import typer
 
+from gateway.ingest.cli import ingest_app
+
 app = typer.Typer(help="zcc-gateway: FHIR R4 gateway for Dutch acute-care coordination.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
 
 
 def _apply_database(database: str | None) -> None:

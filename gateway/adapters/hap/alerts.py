@@ -1,0 +1,120 @@
+"""Alerts (nl-core-Alert, Flag) and contra-indications / intolerances (nl-core-AllergyIntolerance)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.adapters.hap import profiles
+from gateway.adapters.hap.context import MappingContext, identifier_reference, source_key
+from gateway.adapters.hap.statements import author, identifier_list, statement_key, status_code, text
+from gateway.adapters.hl7v3.codes import codeable_concept
+from gateway.adapters.hl7v3.oids import SNOMED
+from gateway.adapters.hl7v3.times import period
+from gateway.adapters.hl7v3.xml import Element, child, children, path
+
+FLAG_DETAIL = "http://hl7.org/fhir/StructureDefinition/flag-detail"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+# SNOMED allergy/propensity types -> AllergyIntolerance.category
+ALLERGY_CATEGORIES = {"419511003": "medication", "416098002": "medication", "418471000": "food",
+                      "414285001": "food", "419199007": "environment", "426232007": "environment"}
+
+
+def concern_reference(ctx: MappingContext, act: Element) -> dict[str, Any]:
+    """A REFR act (concern) -> reference to the episode/problem of this message, or by identifier."""
+    ctx.take(act)
+    id_element = child(act, "id")
+    for resource_type in ("EpisodeOfCare", "Condition"):
+        key = source_key(resource_type, id_element)
+        if key and key in ctx.resources:
+            return ctx.reference(key)
+    return identifier_reference("EpisodeOfCare", id_element)
+
+
+def alert(ctx: MappingContext, element: Element, fallback: str) -> dict[str, Any]:
+    """An alert observation (LOINC 74018-3) -> Flag (nl-core-Alert)."""
+    ctx.visit(element)
+    concerns = []
+    for relation in children(element, "entryRelationship") + children(element, "sourceOf"):
+        ctx.visit(relation)
+        act = child(relation, "act")
+        if act is not None:
+            concerns.append(concern_reference(ctx, act))
+    if child(element, "id") is None and concerns:
+        first = concerns[0]
+        fallback = f"{fallback}|concern|{first.get('reference') or first.get('identifier', {}).get('value')}"
+    key = statement_key(ctx, "Flag", element, fallback)
+    resource: dict[str, Any] = {"resourceType": "Flag", "meta": profiles.meta(profiles.ALERT)}
+    if concerns:
+        resource["extension"] = [{"url": FLAG_DETAIL, "valueReference": c} for c in concerns]
+    idents = identifier_list(element)
+    if idents:
+        resource["identifier"] = idents
+    kind = codeable_concept(ctx.take(child(element, "code")))
+    value = codeable_concept(ctx.take(child(element, "value")))
+    description = text(ctx, element)
+    status = status_code(ctx, element)
+    when = period(ctx.take(child(element, "effectiveTime")))
+    resource["status"] = "inactive" if status in {"aborted", "nullified"} or (when and when.get("end")) else "active"
+    if kind and value:
+        resource["category"] = [kind]
+    code = value or kind or {"text": description or "alert"}
+    if description and "text" not in code:
+        code = {**code, "text": description}
+    resource["code"] = code
+    resource["subject"] = ctx.patient_reference()
+    if when:
+        resource["period"] = when
+    recorder, _ = author(ctx, element)
+    if recorder:
+        resource["author"] = recorder
+    ctx.add(key, resource)
+    return ctx.reference(key)
+
+
+def allergy(ctx: MappingContext, element: Element, fallback: str, concern_status: str | None = None) -> dict[str, Any]:
+    """ObservationIntolerance / ContraIndication / an allergy assertion -> AllergyIntolerance."""
+    ctx.visit(element)
+    key = statement_key(ctx, "AllergyIntolerance", element, fallback)
+    resource: dict[str, Any] = {"resourceType": "AllergyIntolerance", "meta": profiles.meta(profiles.ALLERGY)}
+    idents = identifier_list(element)
+    if idents:
+        resource["identifier"] = idents
+    ctx.take(child(element, "code"))  # INTLRNC / CI / ASSERTION: the kind of statement, implied by the type
+    status = concern_status or status_code(ctx, element)
+    when = period(ctx.take(child(element, "effectiveTime")))
+    value = codeable_concept(ctx.take(child(element, "value")))
+    agent_code = path(element, "participant", "participantRole", "playingEntity", "code")
+    agent = codeable_concept(ctx.take(agent_code))
+    participant = child(element, "participant")
+    ctx.visit(participant)
+    ctx.visit(child(participant, "participantRole"))
+    ctx.visit(path(participant, "participantRole", "playingEntity"))
+    ended = bool(when and when.get("end")) or (concern_status is not None and status in {"completed", "aborted"})
+    clinical = "inactive" if ended else "active"
+    resource["clinicalStatus"] = {"coding": [{"system": ALLERGY_CLINICAL, "code": clinical}]}
+    resource["verificationStatus"] = {"coding": [{"system": ALLERGY_VERIFICATION, "code": "confirmed"}]}
+    value_code = next((c for c in (value or {}).get("coding", []) if c.get("system") == SNOMED), None)
+    if value_code and value_code.get("code") in ALLERGY_CATEGORIES:
+        resource["category"] = [ALLERGY_CATEGORIES[value_code["code"]]]
+        code = agent or {"text": "onbekend"}
+    else:
+        resource["category"] = ["medication"]
+        code = value or agent or {}
+    description = text(ctx, element)
+    if description:
+        code = {**code, "text": description}
+    if code:
+        resource["code"] = code
+    resource["patient"] = ctx.patient_reference()
+    if when and when.get("start"):
+        resource["onsetDateTime"] = when["start"]
+    if when and when.get("end"):
+        resource["lastOccurrence"] = when["end"]
+    recorder, recorded = author(ctx, element)
+    if recorded:
+        resource["recordedDate"] = recorded
+    if recorder:
+        resource["recorder"] = recorder
+    ctx.add(key, resource)
+    return ctx.reference(key)

@@ -1,0 +1,220 @@
+"""The ingestion pipeline: keep the raw message, translate, decide patient identity, validate, write one
+transaction Bundle (resources + Provenance) through the FHIR pipeline, and record the outcome."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.fhir.context import RequestScope, Services
+from gateway.fhir.errors import FhirError, Issue, operation_outcome
+from gateway.fhir.urls import interaction_for
+from gateway.ingest.adapters import ADAPTERS, SOURCES, Adapter
+from gateway.ingest.bundle import dangling_references, resolve_references, transaction_bundle
+from gateway.ingest.identity import conflicting_demographics, decide_patient, stable_id
+from gateway.ingest.provenance import ingestion_provenance
+from gateway.ingest.records import ACCEPTED, DUPLICATE, REJECTED, IngestRecord, IngestRecords
+from gateway.ingest.validation import validate_output
+
+log = logging.getLogger("gateway.ingest")
+
+DEFAULT_MAX_MESSAGE = 20 * 1024 * 1024
+BSN_CONFLICT = "bsn-demographics-conflict"
+
+
+class UnknownSource(ValueError):
+    pass
+
+
+@dataclass
+class IngestResult:
+    record: IngestRecord
+    response: dict[str, Any] | None = None  # the transaction-response Bundle when accepted
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> dict[str, Any]:
+        return self.record.outcome or operation_outcome([Issue("information", "informational", "no issues")])
+
+
+class _Rejected(Exception):
+    def __init__(self, issues: list[Issue]) -> None:
+        super().__init__(issues[0].diagnostics if issues else "rejected")
+        self.issues = issues
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class IngestService:
+    def __init__(self, services: Services, records: IngestRecords | None = None,
+                 adapters: dict[str, Adapter] | None = None, max_message: int = DEFAULT_MAX_MESSAGE,
+                 clock: Callable[[], str] = _now) -> None:
+        self.services = services
+        self.records = records or IngestRecords(services.store.engine)
+        self.adapters = ADAPTERS if adapters is None else adapters
+        self.max_message = max_message
+        self.clock = clock
+
+    # -- entry points --------------------------------------------------------------------------------------
+
+    def ingest(self, source: str, raw: bytes, identity: Any, lenient: bool = False) -> IngestResult:
+        if source not in SOURCES:
+            raise UnknownSource(f"unknown source '{source}' (one of {', '.join(SOURCES)})")
+        record = IngestRecord(
+            id=str(uuid.uuid4()), source=source, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw),
+            received_at=self.clock(), status="received", submitted_by=getattr(identity, "client_id", None),
+        )
+        self.records.add_received(record, raw)  # kept before anything can go wrong
+        return self._process(record, raw, identity, lenient)
+
+    def retry(self, record_id: str, identity: Any, lenient: bool = False) -> IngestResult:
+        record, raw = self.records.get(record_id), self.records.raw(record_id)
+        if record is None or raw is None:
+            raise KeyError(record_id)
+        record.flags, record.resources, record.unmapped, record.duplicate_of = [], [], [], None
+        return self._process(record, raw, identity, lenient)
+
+    # -- the steps -----------------------------------------------------------------------------------------
+
+    def _process(self, record: IngestRecord, raw: bytes, identity: Any, lenient: bool) -> IngestResult:
+        record.attempts += 1
+        try:
+            result = self._translate_and_write(record, raw, identity, lenient)
+        except _Rejected as rejected:
+            record.status = REJECTED
+            record.outcome = operation_outcome(rejected.issues)
+            result = IngestResult(record, issues=rejected.issues)
+        except FhirError as error:  # the transaction was refused (scopes, consent, validation): nothing written
+            record.status = REJECTED
+            record.outcome = error.outcome()
+            result = IngestResult(record, issues=error.issues)
+        except Exception as error:  # noqa: BLE001 - a bug must not lose the message: keep it, say why
+            log.exception("ingestion %s failed", record.id)
+            issue = Issue("fatal", "exception", f"internal error while ingesting: {type(error).__name__}: {error}")
+            record.status = REJECTED
+            record.outcome = operation_outcome([issue])
+            result = IngestResult(record, issues=[issue])
+        record.processed_at = self.clock()
+        self.records.finish(record)
+        return result
+
+    def _translate_and_write(self, record: IngestRecord, raw: bytes, identity: Any, lenient: bool) -> IngestResult:
+        if record.size > self.max_message:
+            raise _Rejected([Issue("error", "too-costly",
+                                   f"the message is {record.size} bytes; the limit is {self.max_message}")])
+        original = self.records.accepted_original(record.source, record.sha256, None, record.id)
+        if original:
+            return self._duplicate(record, original, "the same bytes")
+        adapter = self.adapters.get(record.source)
+        if adapter is None:
+            raise _Rejected([Issue("error", "not-supported", f"there is no adapter for source '{record.source}' yet")])
+        try:
+            translation = adapter(raw)
+        except ValueError as error:  # TranslationError and friends
+            code = getattr(error, "code", "invalid")
+            raise _Rejected([Issue("error", code, getattr(error, "diagnostics", str(error)))]) from None
+        record.message_id, record.interaction = translation.message_id, translation.interaction
+        record.sender = _identifier_text(translation.sender_organization)
+        record.sender_name = translation.sender_name
+        record.unmapped = [u.as_dict() for u in translation.unmapped]
+        original = self.records.accepted_original(record.source, record.sha256, record.message_id, record.id)
+        if original:
+            return self._duplicate(record, original, f"the same message id {record.message_id}")
+        issues = [Issue(i.severity, i.code, i.diagnostics, [i.xpath] if i.xpath else []) for i in translation.issues]
+        resources, urls = self._assign_ids(record, translation, issues, strict=not lenient)
+        for resource in resources:
+            resolve_references(resource, urls)
+        provenance = ingestion_provenance(
+            [f"{r['resourceType']}/{r['id']}" for r in resources], record.received_at,
+            _sender_reference(translation, urls), translation.sender_name, record.message_id,
+            f"{self.services.settings.base_url.removesuffix('/fhir')}/ingest/{record.id}")
+        provenance["id"] = stable_id(f"Provenance|ingest|{record.id}")
+        resources.append(provenance)
+        issues += dangling_references(resources)
+        issues += validate_output(resources, self.services.type_model)
+        if record.unmapped:
+            issues.append(Issue("information", "informational",
+                                f"{len(record.unmapped)} element(s) of the message are not mapped; see `unmapped`"))
+        errors = [i for i in issues if i.severity in {"error", "fatal"}]
+        if errors and not lenient:
+            raise _Rejected(issues)
+        if errors:  # lenient: accepted, the errors stay visible as warnings
+            for issue in errors:
+                issue.severity = "warning"
+        response = self._write(resources, identity)
+        record.status = ACCEPTED
+        record.resources = _locations(response)
+        record.outcome = operation_outcome(issues) if issues else None
+        return IngestResult(record, response, issues)
+
+    def _assign_ids(self, record: IngestRecord, translation: Any, issues: list[Issue], strict: bool
+                    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        urls: dict[str, str] = {}
+        resources: list[dict[str, Any]] = []
+        skip: set[str] = set()
+        for mapped in translation.resources:
+            resource = mapped.resource
+            if mapped.key in translation.patient_keys:
+                decision = decide_patient(resource, f"{translation.interaction}.patient", strict)
+                issues.extend(decision.issues)
+                if decision.id is None:
+                    raise _Rejected(issues)
+                resource_id = decision.id
+                conflict = conflicting_demographics(self._stored("Patient", resource_id), resource)
+                if conflict:
+                    record.flags.append(BSN_CONFLICT)
+                    issues.append(Issue("warning", "conflict", f"BSN {decision.bsn}: {conflict}; the stored "
+                                        "patient is not changed, the record is flagged for review"))
+                    skip.add(mapped.key)
+            else:
+                resource_id = stable_id(mapped.key)
+            urls[mapped.full_url] = f"{mapped.resource_type}/{resource_id}"
+            if mapped.key not in skip:
+                resources.append({"resourceType": resource["resourceType"], "id": resource_id,
+                                  **{k: v for k, v in resource.items() if k not in {"resourceType", "id"}}})
+        return resources, urls
+
+    def _stored(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        # identity matching reads the store directly: it decides where data goes, it discloses nothing
+        with self.services.store.read(snapshot=False) as connection:
+            stored = self.services.store.get(connection, resource_type, resource_id)
+        return stored.resource() if stored is not None and not stored.deleted else None
+
+    def _write(self, resources: list[dict[str, Any]], identity: Any) -> dict[str, Any]:
+        """One transaction through the FHIR pipeline: every stage (scopes, consent, audit) applies."""
+        services = self.services
+        it = interaction_for("POST", "", [], services.resource_types, {}, transaction_bundle(resources))
+        result = services.pipeline.dispatch(RequestScope(services, identity=identity), it)
+        return result.body_resource() or {}
+
+    def _duplicate(self, record: IngestRecord, original: str, why: str) -> IngestResult:
+        record.status, record.duplicate_of = DUPLICATE, original
+        issue = Issue("information", "duplicate", f"{why} was already ingested as {original}; nothing was written")
+        record.outcome = operation_outcome([issue])
+        return IngestResult(record, issues=[issue])
+
+
+def _identifier_text(identifier: dict[str, Any] | None) -> str | None:
+    return f"{identifier.get('system')}|{identifier.get('value')}" if identifier else None
+
+
+def _sender_reference(translation: Any, urls: dict[str, str]) -> dict[str, Any] | None:
+    """The sending organisation as a reference when the message mapped it, else its identifier."""
+    sender = translation.sender_organization
+    if sender:
+        for mapped in translation.resources:
+            if mapped.resource_type == "Organization" and sender in mapped.resource.get("identifier", []):
+                return {"reference": urls[mapped.full_url], "type": "Organization"}
+    return sender
+
+
+def _locations(response: dict[str, Any]) -> list[str]:
+    return [e["response"]["location"] for e in response.get("entry", [])
+            if isinstance(e.get("response"), dict) and e["response"].get("location")]

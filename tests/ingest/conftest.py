@@ -1,0 +1,53 @@
+"""One gateway (tmp SQLite, audit and consent on) with the ingestion routes registered, per test module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.app import build_services, create_app
+from gateway.ingest.routes import register
+from gateway.ingest.service import IngestService
+from gateway.settings import Settings
+from tests.auth.fixtures import GatewayTokenAuth
+
+REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "hap-hl7v3"
+KETENZORG = REFERENCE / "ketenzorg"
+SUMMARY = REFERENCE / "professionele-samenvatting" / "QUPC_IN990002NL_01.xml"
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('ingest') / 'gateway.db'}"
+
+
+@pytest.fixture(scope="module")
+def services(database_url: str):  # type: ignore[no-untyped-def]
+    services = build_services(Settings(database_url=database_url, base_url="http://testserver/fhir"))
+    return services
+
+
+@pytest.fixture(scope="module")
+def app(services):  # type: ignore[no-untyped-def]
+    app = create_app(services=services)
+    register(app, services)
+    return app
+
+
+@pytest.fixture(scope="module")
+def service(app) -> IngestService:  # type: ignore[no-untyped-def]
+    return app.state.ingest
+
+
+@pytest.fixture(scope="module")
+def client(app, database_url: str) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app) as test_client:
+        test_client.auth = GatewayTokenAuth(app, database_url)
+        yield test_client
+
+
+def reference_message(name: str) -> bytes:
+    return (KETENZORG / name).read_bytes()
