@@ -166,14 +166,18 @@ def holder_consent_permit(e: Evaluation) -> bool:
 
 
 def explicit_ggz_consent(e: Evaluation) -> bool:
-    """A permit that names ggz explicitly (data category `ggz` or a ggz data-holder category)."""
+    """A permit that explicitly covers *this* ggz data: it names the data category `ggz`, or this resource comes
+    from a ggz data holder and the permit names that ggz holder category. A permit that merely lists a ggz holder
+    category next to others does not cover ggz-labelled data held elsewhere (a blanket consent is not an explicit
+    consent for ggz data). Fail closed: a consent source error or anything short of such a permit is no."""
     if e.facts is None or e.facts.consent_error is not None:
         return False
     found = consent_verdict(e, data_category="ggz")
     if found.kind != "permit":
         return False
-    ggz_types = e.params.ggz_organization_types
-    return any("ggz" in r.data_categories or r.holder_categories & ggz_types for r in found.records)
+    holder = e.resource.holder_category
+    ggz_holder = holder is not None and holder in e.params.ggz_organization_types
+    return any("ggz" in r.data_categories or (ggz_holder and holder in r.holder_categories) for r in found.records)
 
 
 def btg_refused(e: Evaluation) -> bool:

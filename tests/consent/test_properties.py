@@ -47,13 +47,14 @@ requests = st.builds(
 )
 
 resources = st.builds(
-    lambda rtype, labels, category, status: DisclosedResource(
-        rtype, "r", frozenset({PATIENT}), True, frozenset(labels), category, holder_category="N6", status=status
+    lambda rtype, labels, category, status, holder: DisclosedResource(
+        rtype, "r", frozenset({PATIENT}), True, frozenset(labels), category, holder_category=holder, status=status
     ),
     st.sampled_from(["Condition", "Observation", "MedicationStatement", "Patient", "Composition"]),
     st.sets(st.sampled_from(LABELS), max_size=3),
     st.sampled_from(CATEGORIES),
     st.sampled_from(["active", "final", "stopped", None]),
+    st.sampled_from(["N6", "N6", "G5", "AMB", None]),
 )
 
 consent_records = st.builds(
@@ -106,12 +107,19 @@ def test_default_deny(policy, req, res, facts) -> None:  # type: ignore[no-untyp
         assert not res.labels & {"PSYTHPN", "V"}
 
 
+def _covers_ggz(consent: ConsentRecord, res: DisclosedResource) -> bool:
+    return "ggz" in consent.data_categories or (res.holder_category == "G5" and "G5" in consent.holder_categories)
+
+
 @SETTINGS
 @given(requests, resources, patient_facts)
 def test_ggz_never_reaches_non_ggz_role_without_explicit_consent(policy, req, res, facts) -> None:  # type: ignore[no-untyped-def]
     req = replace(req, role="triagist", organization_type="N6")
     res = replace(res, labels=res.labels | {"PSY"})
-    facts = replace(facts, consents=tuple(c for c in facts.consents if "ggz" not in c.data_categories))
+    # An explicit consent covers ggz data only if it names the data category `ggz`, or if the data comes from a
+    # ggz holder (G5) and the consent names that holder category. A blanket consent that merely lists G5 next to
+    # other holders does not cover ggz-labelled data held elsewhere.
+    facts = replace(facts, consents=tuple(c for c in facts.consents if not _covers_ggz(c, res)))
     assert decide_for_patient(policy, req, res, facts, NOW).effect is not Effect.PERMIT
 
 
