@@ -23,8 +23,16 @@ from gateway.auth.scopes import Scope, ScopeError, format_scopes, parse_scopes
 from gateway.auth.settings import MAX_TOKEN_LIFETIME
 
 TOKEN_TYPE = "at+jwt"
-_REQUIRED_STRINGS = ("sub", "client_id", "jti", "scope", "subject_organization_id", "organization_type",
-                     "subject_role", "purpose_of_use")
+_REQUIRED_STRINGS = (
+    "sub",
+    "client_id",
+    "jti",
+    "scope",
+    "subject_organization_id",
+    "organization_type",
+    "subject_role",
+    "purpose_of_use",
+)
 
 
 class InvalidToken(Exception):
@@ -56,13 +64,21 @@ class IssuedToken:
 
     def response(self) -> dict[str, Any]:
         """The RFC 6749 §5.1 token response body."""
-        return {"access_token": self.access_token, "token_type": "Bearer", "expires_in": self.expires_in,
-                "scope": self.scope}
+        return {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
 
 
 class TokenIssuer:
     def __init__(
-        self, keys: SigningKeys, issuer: str, audience: str, lifetime: int = MAX_TOKEN_LIFETIME,
+        self,
+        keys: SigningKeys,
+        issuer: str,
+        audience: str,
+        lifetime: int = MAX_TOKEN_LIFETIME,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not 0 < lifetime <= MAX_TOKEN_LIFETIME:
@@ -95,6 +111,9 @@ class TokenIssuer:
         return IssuedToken(token, self.lifetime, scope)
 
 
+MAX_CACHED_TOKENS = 10_000
+
+
 class TokenVerifier:
     """Checks a bearer token and turns it into the RequestIdentity of the request."""
 
@@ -102,8 +121,25 @@ class TokenVerifier:
         self, keys: SigningKeys, issuer: str, audience: str, leeway: int = 5, clock: Callable[[], float] = time.time
     ) -> None:
         self.keys, self.issuer, self.audience, self.leeway, self.clock = keys, issuer, audience, leeway, clock
+        self._verified: dict[str, RequestIdentity] = {}
 
     def verify(self, token: str) -> RequestIdentity:
+        """Verify once, then serve the same token from memory until it expires: a token is immutable and
+        signed, and an ES384 verification costs more than a whole FHIR read."""
+        identity = self._verified.get(token)
+        if (
+            identity is not None
+            and identity.expires_at is not None
+            and self.clock() < identity.expires_at + self.leeway
+        ):
+            return identity
+        identity = self._verify_signed(token)
+        if len(self._verified) >= MAX_CACHED_TOKENS:
+            self._verified.clear()
+        self._verified[token] = identity
+        return identity
+
+    def _verify_signed(self, token: str) -> RequestIdentity:
         try:
             header, _ = unverified_parts(token)
         except ValueError as error:
