@@ -14,9 +14,11 @@ from lxml import etree
 
 from gateway.adapters.hap import translate_hap
 from gateway.adapters.hl7v3.oids import code_system
+from tests.reference import REFERENCE_DIR, requires_reference
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "hap-hl7v3"
+REFERENCE = REFERENCE_DIR / "hap-hl7v3"
 KETENZORG = REFERENCE / "ketenzorg"
+pytestmark = requires_reference
 ADA = KETENZORG / "ada-content"
 SUMMARY = REFERENCE / "professionele-samenvatting"
 FHIR = "{http://hl7.org/fhir}"

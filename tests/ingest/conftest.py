@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -13,8 +12,9 @@ from gateway.ingest.routes import register
 from gateway.ingest.service import IngestService
 from gateway.settings import Settings
 from tests.auth.fixtures import GatewayTokenAuth
+from tests.reference import MISSING_MESSAGE, REFERENCE_DIR
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "hap-hl7v3"
+REFERENCE = REFERENCE_DIR / "hap-hl7v3"
 KETENZORG = REFERENCE / "ketenzorg"
 SUMMARY = REFERENCE / "professionele-samenvatting" / "QUPC_IN990002NL_01.xml"
 
@@ -50,4 +50,6 @@ def client(app, database_url: str) -> Iterator[TestClient]:  # type: ignore[no-u
 
 
 def reference_message(name: str) -> bytes:
+    if not REFERENCE_DIR.exists():
+        pytest.skip(MISSING_MESSAGE)
     return (KETENZORG / name).read_bytes()

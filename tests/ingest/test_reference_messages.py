@@ -9,10 +9,12 @@ from gateway.ingest.actor import cli_identity
 from gateway.ingest.service import IngestService
 from tests.ingest.conftest import KETENZORG, SUMMARY
 from tests.ingest.test_ingest_pipeline import stored_count
+from tests.reference import requires_reference
 
 MESSAGES = sorted(KETENZORG.glob("*.xml")) + [SUMMARY]
 
 
+@requires_reference
 def test_all_reference_messages_ingest_strict_without_errors(service: IngestService) -> None:
     records = {}
     for path in MESSAGES:
