@@ -7,10 +7,12 @@ from decimal import Decimal
 
 import typer
 
+from gateway.auth.cli import clients_app
 from gateway.ingest.cli import ingest_app
 
 app = typer.Typer(help="zcc-gateway: FHIR R4 gateway for Dutch acute-care coordination.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(clients_app, name="clients")
 
 
 def _apply_database(database: str | None) -> None:
