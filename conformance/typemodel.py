@@ -33,7 +33,7 @@ JsonType = Literal["boolean", "integer", "decimal", "string"]
 
 # FHIRPath system types appear as element types only in the primitive and id/url places; the fhir-type
 # extension normally names the FHIR type, this is the fallback.
-_SYSTEM_TYPES = {
+SYSTEM_TYPES = {
     "http://hl7.org/fhirpath/System.String": "string",
     "http://hl7.org/fhirpath/System.Boolean": "boolean",
     "http://hl7.org/fhirpath/System.Integer": "integer",
@@ -195,7 +195,7 @@ def _fhir_type(type_entry: dict[str, Any]) -> str:
         if ext.get("url") == FHIR_TYPE_EXT:
             return ext.get("valueUrl") or ext.get("valueUri") or "string"
     code = type_entry["code"]
-    return _SYSTEM_TYPES.get(code, code)
+    return SYSTEM_TYPES.get(code, code)
 
 
 def _element_infos(
