@@ -16,7 +16,7 @@ from gateway.audit.stage import AuditStage
 from gateway.auth.components import AuthComponents
 from gateway.auth.discovery import capability_security
 from gateway.auth.middleware import AuthStage
-from gateway.auth.scope_stage import scope_stage
+from gateway.auth.scope_stage import ScopeStage
 from gateway.auth.settings import AuthSettings
 from gateway.consent.engine import ConsentEngine
 from gateway.consent.explain_operation import explain_access_operation
@@ -85,7 +85,7 @@ def _add_stages(services: Services) -> None:
             AuditStage(AuditLog(), settings.base_url, lambda: datetime.now(UTC),
                        timedelta(hours=consent.policy.parameters.btg_time_box_hours))
         )
-    services.pipeline.add_stage(scope_stage)
+    services.pipeline.add_stage(ScopeStage(services.search))
     if settings.consent:
         services.pipeline.add_stage(ConsentStage(consent))
     services.pipeline.add_operation(explain_access_operation(consent))

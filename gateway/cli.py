@@ -31,10 +31,18 @@ def serve(
     insecure_dev: bool = typer.Option(
         False, "--insecure-dev", help="accept requests without a token (logs a warning on each)"
     ),
+    tls_cert: str | None = typer.Option(None, help="serve HTTPS with this server certificate (PEM)"),
+    tls_key: str | None = typer.Option(None, help="private key of --tls-cert (PEM)"),
+    tls_client_ca: str | None = typer.Option(
+        None, help="require client certificates issued by these CAs (PEM bundle): mutual TLS, RFC 8705"
+    ),
 ) -> None:
-    """Serve the FHIR API at http://HOST:PORT/fhir."""
+    """Serve the FHIR API at http://HOST:PORT/fhir (https with --tls-cert)."""
+    import ssl
+
     import uvicorn
 
+    from gateway.auth.tls_server import PROTOCOL
     from gateway.settings import Settings
     from gateway.store.engine import create_database_engine
     from gateway.store.migrate import upgrade
@@ -42,12 +50,21 @@ def serve(
     _apply_database(database)
     if insecure_dev:
         os.environ["ZCC_INSECURE_DEV"] = "1"
-    os.environ.setdefault("ZCC_BASE_URL", f"http://{host}:{port}/fhir")
+    if tls_client_ca and not tls_cert:
+        raise typer.BadParameter("--tls-client-ca needs --tls-cert (mutual TLS is TLS first)")
+    scheme = "https" if tls_cert else "http"
+    os.environ.setdefault("ZCC_BASE_URL", f"{scheme}://{host}:{port}/fhir")
     settings = Settings()
     upgrade(create_database_engine(settings.database_url))  # once, before the workers start
     typer.echo(f"zcc-gateway serving {settings.base_url} (database {settings.database_url}, {workers} worker(s))")
+    tls: dict = {}
+    if tls_cert:
+        tls = {"ssl_certfile": tls_cert, "ssl_keyfile": tls_key, "http": PROTOCOL}
+    if tls_client_ca:
+        tls |= {"ssl_ca_certs": tls_client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
     uvicorn.run(
-        "gateway.app:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="warning"
+        "gateway.app:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="warning",
+        **tls,
     )
 
 

@@ -51,10 +51,20 @@ def add(
     roles: str = typer.Option("triagist-hap", help="allowed subject roles, comma-separated"),
     purposes: str = typer.Option("TREAT,COC", help="allowed purposes of use, comma-separated"),
     pinned_cert: str | None = typer.Option(None, help="SHA-256 thumbprint of the only accepted client certificate"),
+    delegate: list[str] = typer.Option(
+        [], help="URA:TYPE of another organisation this vendor client may act for (repeatable)"
+    ),
     database: str | None = typer.Option(None, help="database URL"),
 ) -> None:
     """Register a client."""
-    from gateway.auth.clients import ClientRegistration, RegistrationError
+    from gateway.auth.clients import ClientRegistration, Delegation, RegistrationError
+
+    delegations = []
+    for item in delegate:
+        delegated_ura, _, delegated_type = item.partition(":")
+        if not delegated_ura or not delegated_type:
+            _fail(f"--delegate takes URA:TYPE (e.g. 90000456:Z3), not {item!r}")
+        delegations.append(Delegation(delegated_ura, delegated_type))
 
     registration = ClientRegistration(
         client_id=client_id,
@@ -65,6 +75,7 @@ def add(
         allowed_purposes=tuple(p.strip() for p in purposes.split(",") if p.strip()),
         jwks=_jwks(jwks),
         pinned_cert_thumbprint=pinned_cert,
+        delegations=tuple(delegations),
     )
     try:
         _registry(database).add(registration, actor=getpass.getuser())
@@ -76,18 +87,24 @@ def add(
 @clients_app.command("list")
 def list_clients(database: str | None = typer.Option(None, help="database URL")) -> None:
     """List registered clients."""
-    table = Table("client", "URA", "type", "scopes", "roles", "purposes", "enabled")
+    table = Table()
+    for heading in ("client", "URA", "type", "delegates", "scopes", "roles", "purposes", "enabled"):
+        table.add_column(heading, overflow="fold")  # wrap, never truncate: ids and URAs must stay whole
     for client in _registry(database).all():
         table.add_row(
             client.client_id,
             client.ura,
             client.organization_type,
+            ",".join(f"{d.ura}:{d.organization_type}" for d in client.delegations),
             client.allowed_scopes,
             ",".join(client.allowed_roles),
             ",".join(client.allowed_purposes),
             "yes" if client.enabled else "no",
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped or captured: full lines, no wrapping at 80 columns
+        console = Console(width=240)
+    console.print(table)
 
 
 def _set_enabled(client_id: str, enabled: bool, database: str | None) -> None:

@@ -86,6 +86,16 @@ class CertificateAuthority:
         common_name: str = "ehr.example.nl",
     ) -> x509.Certificate:
         """A client certificate; `names` None leaves out the subjectAltName altogether."""
+        return self.issue_with_key(names, valid_days, common_name)[0]
+
+    def issue_with_key(
+        self,
+        names: list[x509.GeneralName] | None,
+        valid_days: tuple[int, int] = (-1, 30),
+        common_name: str = "ehr.example.nl",
+        usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.CLIENT_AUTH,
+    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        """A certificate and its private key (for a real TLS connection); `usage` is the extended key usage."""
         key = ec.generate_private_key(ec.SECP384R1())
         now = dt.datetime.now(dt.UTC)
         builder = (
@@ -96,14 +106,14 @@ class CertificateAuthority:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now + dt.timedelta(days=valid_days[0]))
             .not_valid_after(now + dt.timedelta(days=valid_days[1]))
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
             )
         )
         if names is not None:
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        return builder.sign(self.key, hashes.SHA384())
+        return builder.sign(self.key, hashes.SHA384()), key
 
 
 def pem(certificate: x509.Certificate) -> str:

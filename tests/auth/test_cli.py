@@ -60,3 +60,19 @@ def test_bad_registration_is_a_clear_cli_error(tmp_path):
     )
     assert refused.exit_code == 1 and "URA" in refused.output
     assert runner.invoke(app, ["clients", "disable", "nobody", "--database", database]).exit_code == 1
+
+
+def test_vendor_client_with_delegated_organisations(tmp_path):
+    database = f"sqlite:///{tmp_path / 'gateway.db'}"
+    jwks = json.dumps(ClientKey.generate().public_jwks())
+    base = ["clients", "add", "vendor", "--jwks", jwks, "--ura", "12345678", "--organization-type", "Z33"]
+    delegations = ["--delegate", "90000456:Z3", "--delegate", "90000789:A1"]
+    added = runner.invoke(app, [*base, *delegations, "--database", database])
+    assert added.exit_code == 0, added.output
+    registration = ClientRegistry(create_database_engine(database)).get("vendor")
+    assert registration.organization_type_for("90000456") == "Z3"
+    assert registration.organization_type_for("90000789") == "A1"
+    assert registration.organization_type_for("90000999") is None
+    assert "90000456:Z3" in runner.invoke(app, ["clients", "list", "--database", database]).output
+    refused = runner.invoke(app, [*base, "--delegate", "90000456", "--database", database])
+    assert refused.exit_code == 1 and "URA:TYPE" in refused.output
