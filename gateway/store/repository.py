@@ -67,6 +67,15 @@ def new_id() -> str:
 
 
 _GET_CURRENT = select(resource).where(and_(resource.c.type == bindparam("type"), resource.c.id == bindparam("id")))
+_LOCK_CURRENT = _GET_CURRENT.with_for_update()  # PostgreSQL; SQLite writers are serialised by the database lock
+
+# Writes use statements built once: building and cache-keying a fresh SQLAlchemy statement per row costs more
+# than executing it (measured on ingestion: ~40 % of the store time).
+_INSERT_RESOURCE = insert(resource).returning(resource.c.res_key)
+_UPDATE_RESOURCE = update(resource).where(resource.c.res_key == bindparam("key"))
+_INSERT_VERSION = insert(resource_version)
+_CLEAR_INDEX = [delete(table).where(table.c.res_key == bindparam("key")) for table in INDEX_TABLES.values()]
+_INSERT_INDEX = {kind: insert(table) for kind, table in INDEX_TABLES.items()}
 
 
 class ResourceStore:
@@ -197,21 +206,15 @@ class ResourceStore:
         data = fhirjson.dumps(body)
         values = {"version": version, "last_updated": last_updated, "deleted": False, "body": data}
         if current is None:
-            res_key = connection.execute(
-                insert(resource).values(type=resource_type, id=resource_id, **values).returning(resource.c.res_key)
-            ).scalar_one()
+            row = {"type": resource_type, "id": resource_id, **values}
+            res_key = connection.execute(_INSERT_RESOURCE, row).scalar_one()
         else:
             res_key = current.res_key
-            connection.execute(update(resource).where(resource.c.res_key == res_key).values(**values))
+            connection.execute(_UPDATE_RESOURCE, {"key": res_key, **values})
             self._clear_index(connection, res_key)
+        method = "POST" if current is None else "PUT"
         connection.execute(
-            insert(resource_version).values(
-                res_key=res_key,
-                type=resource_type,
-                id=resource_id,
-                method="POST" if current is None else "PUT",
-                **values,
-            )
+            _INSERT_VERSION, {"res_key": res_key, "type": resource_type, "id": resource_id, "method": method, **values}
         )
         self._write_index(connection, res_key, body)
         created = current is None or current.deleted
@@ -225,11 +228,10 @@ class ResourceStore:
         version = current.version + 1
         last_updated = now_instant()
         values = {"version": version, "last_updated": last_updated, "deleted": True, "body": None}
-        connection.execute(update(resource).where(resource.c.res_key == current.res_key).values(**values))
+        connection.execute(_UPDATE_RESOURCE, {"key": current.res_key, **values})
         connection.execute(
-            insert(resource_version).values(
-                res_key=current.res_key, type=resource_type, id=resource_id, method="DELETE", **values
-            )
+            _INSERT_VERSION,
+            {"res_key": current.res_key, "type": resource_type, "id": resource_id, "method": "DELETE", **values},
         )
         self._clear_index(connection, current.res_key)
         return StoredResource(current.res_key, resource_type, resource_id, version, last_updated, True, None)
@@ -242,22 +244,20 @@ class ResourceStore:
 
     # -- internals ----------------------------------------------------------------------------------
     def _lock_current(self, connection: Connection, resource_type: str, resource_id: str) -> StoredResource | None:
-        query = select(resource).where(and_(resource.c.type == resource_type, resource.c.id == resource_id))
-        if connection.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = connection.execute(query).first()
+        query = _LOCK_CURRENT if connection.dialect.name == "postgresql" else _GET_CURRENT
+        row = connection.execute(query, {"type": resource_type, "id": resource_id}).first()
         if row is None:
             return None
         return StoredResource(row.res_key, row.type, row.id, row.version, row.last_updated, row.deleted, row.body)
 
     def _clear_index(self, connection: Connection, res_key: int) -> None:
-        for table in INDEX_TABLES.values():
-            connection.execute(delete(table).where(table.c.res_key == res_key))
+        for statement in _CLEAR_INDEX:
+            connection.execute(statement, {"key": res_key})
 
     def _write_index(self, connection: Connection, res_key: int, body: dict[str, Any]) -> None:
         for kind, rows in self.indexer(body).items():
             if rows:
-                connection.execute(insert(INDEX_TABLES[kind]), [{**row, "res_key": res_key} for row in rows])
+                connection.execute(_INSERT_INDEX[kind], [{**row, "res_key": res_key} for row in rows])
 
 
 def _stamped_meta(meta: dict[str, Any], version: int, last_updated: str) -> dict[str, Any]:

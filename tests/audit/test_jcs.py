@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.audit.jcs import CanonicalizationError, canonicalize, serialize_number
+from gateway.audit.jcs import CanonicalizationError, canonicalize, canonicalize_reference, serialize_number
 
 
 @pytest.mark.parametrize(
@@ -92,3 +92,22 @@ json_values = st.recursive(
 def test_canonical_form_is_a_fixed_point(value: object) -> None:
     once = canonicalize(value)
     assert canonicalize(json.loads(once)) == once
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=25,
+)
+
+
+@given(_json_values)
+def test_fast_path_agrees_with_the_reference_rules(value: object) -> None:
+    try:
+        expected = canonicalize_reference(value)
+    except (CanonicalizationError, UnicodeEncodeError) as error:
+        with pytest.raises(type(error)):
+            canonicalize(value)
+        return
+    assert canonicalize(value) == expected
