@@ -43,28 +43,34 @@ class Consumption:
         return element
 
     def unmapped(self, root: Element) -> list[Unmapped]:
+        """Every element outside the taken subtrees that was not visited and carries a value, in document
+        order. Paths are built only for those (the walk itself stays in lxml's C iteration)."""
+        consumed: set[Element] = set()
+        for tree in self._trees:
+            consumed.update(tree.iter())
+        for skipped in root.iter(*STRUCTURAL_ELEMENTS):
+            consumed.update(skipped.iter())
         found: list[Unmapped] = []
-        self._walk(root, "/" + _step(root), found)
-        return found
-
-    def _walk(self, element: Element, where: str, found: list[Unmapped]) -> None:
-        if element in self._trees:
-            return
-        if element not in self._nodes:
+        for element in root.iter():
+            if not isinstance(element.tag, str) or element in consumed or element in self._nodes:
+                continue
             value = _describe(element)
             if value:
-                found.append(Unmapped(where, value))
-        counts: dict[str, int] = {}
-        for item in element:
-            if isinstance(item.tag, str) and item.tag not in STRUCTURAL_ELEMENTS:
-                counts[item.tag] = counts.get(item.tag, 0) + 1
-        seen: dict[str, int] = {}
-        for item in element:
-            if not isinstance(item.tag, str) or item.tag in STRUCTURAL_ELEMENTS:
-                continue
-            seen[item.tag] = seen.get(item.tag, 0) + 1
-            step = _step(item) + (f"[{seen[item.tag]}]" if counts[item.tag] > 1 else "")
-            self._walk(item, f"{where}/{step}", found)
+                found.append(Unmapped(_xpath(element, root), value))
+        return found
+
+
+def _xpath(element: Element, root: Element) -> str:
+    """`/hl7:a/hl7:b[2]/...` from `root` down to `element` (a position only where a name repeats)."""
+    steps = []
+    node = element
+    while node is not root:
+        parent = node.getparent()
+        same = list(parent.iterchildren(node.tag))
+        steps.append(_step(node) + (f"[{same.index(node) + 1}]" if len(same) > 1 else ""))
+        node = parent
+    steps.append(_step(root))
+    return "/" + "/".join(reversed(steps))
 
 
 def _step(element: Element) -> str:
