@@ -44,5 +44,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
-        mode = "IMMEDIATE" if connection.get_execution_options().get("write") else "DEFERRED"
+        options = connection.get_execution_options()
+        if options.get("single_statement"):
+            return  # autocommit reader: the statement is its own transaction
+        mode = "IMMEDIATE" if options.get("write") else "DEFERRED"
         connection.exec_driver_sql(f"BEGIN {mode}")

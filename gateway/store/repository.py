@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert
 from sqlalchemy.exc import DBAPIError
 
 from conformance import fhirjson
+from gateway.store.locks import advisory_write_lock
 from gateway.store.schema import INDEX_TABLES, resource, resource_version
 
 Indexer = Callable[[dict[str, Any]], dict[str, list[dict[str, Any]]]]
@@ -97,16 +98,17 @@ class ResourceStore:
 
         Checking a connection out of the pool and resetting it costs several times more than a point read,
         so each thread keeps one reader; it is replaced when a database error invalidated it."""
-        connection: Connection | None = getattr(self._readers, "connection", None)
-        if connection is None or connection.closed or connection.invalidated:
-            connection = self.engine.connect()
-            self._readers.connection = connection
-        if connection.in_transaction() or not snapshot:  # nested read, or one statement: no BEGIN needed
+        connection = self._reader("connection")
+        if connection.in_transaction():  # a nested read joins the outer one
+            yield connection
+            return
+        if not snapshot:  # one statement: an autocommit connection, no BEGIN/COMMIT round trips
+            single = self._reader("single_statement")
             try:
-                yield connection
+                yield single
             finally:
-                if not snapshot and connection.in_transaction() and connection.get_transaction() is not None:
-                    connection.commit()  # end SQLAlchemy's autobegun transaction so the next read sees new data
+                if single.in_transaction():
+                    single.commit()  # ends SQLAlchemy's bookkeeping only; the database saw no transaction
             return
         try:
             with connection.begin():
@@ -115,6 +117,16 @@ class ResourceStore:
             connection.close()
             self._readers.connection = None
             raise
+
+    def _reader(self, kind: str) -> Connection:
+        connection: Connection | None = getattr(self._readers, kind, None)
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self.engine.connect()
+            if kind == "single_statement":  # SQLite's driver connections are autocommit already (engine.py)
+                autocommit = {} if self.engine.dialect.name == "sqlite" else {"isolation_level": "AUTOCOMMIT"}
+                connection = connection.execution_options(single_statement=True, **autocommit)
+            setattr(self._readers, kind, connection)
+        return connection
 
     # -- reads --------------------------------------------------------------------------------------
     def get(self, connection: Connection, resource_type: str, resource_id: str) -> StoredResource | None:
@@ -246,6 +258,8 @@ class ResourceStore:
     def _lock_current(self, connection: Connection, resource_type: str, resource_id: str) -> StoredResource | None:
         query = _LOCK_CURRENT if connection.dialect.name == "postgresql" else _GET_CURRENT
         row = connection.execute(query, {"type": resource_type, "id": resource_id}).first()
+        if row is None and advisory_write_lock(connection, f"{resource_type}/{resource_id}"):
+            row = connection.execute(query, {"type": resource_type, "id": resource_id}).first()  # after a racer
         if row is None:
             return None
         return StoredResource(row.res_key, row.type, row.id, row.version, row.last_updated, row.deleted, row.body)
