@@ -3,9 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-R4_PACKAGE := var/packages/hl7.fhir.r4.examples\#4.0.1/package/package.json
 
-.PHONY: run test install install-dev packages postgres lint bench
+.PHONY: run test install install-dev packages postgres browser lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,19 +21,20 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed packages
 install-dev: $(VENV)/.installed-dev packages
 
-packages: $(R4_PACKAGE)
-
-$(R4_PACKAGE):
+packages:
 	scripts/fetch-packages.sh
 
 postgres:
 	scripts/ensure-postgres.sh
 
+browser:
+	scripts/ensure-chromium.sh
+
 run: install
 	$(BIN)/zcc-gateway demo-data
 	$(BIN)/zcc-gateway serve --host 127.0.0.1 --port 8080
 
-test: install-dev postgres
+test: install-dev postgres browser
 	$(BIN)/python -m pytest
 
 lint: install-dev

@@ -17,6 +17,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.adapters.hap import translate_hap  # noqa: E402
+from gateway.adapters.rav import translate_rav  # noqa: E402
 from gateway.app import build_services  # noqa: E402
 from gateway.ingest.actor import cli_identity  # noqa: E402
 from gateway.ingest.schema import create_ingest_tables  # noqa: E402
@@ -31,6 +33,8 @@ from gateway.ingest.service import IngestService  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "reference" / "hap-hl7v3"
+RAV_MESSAGES = ROOT / "tests" / "adapters" / "rav_messages"
+RAV_REFERRAL = REFERENCE.parent / "rav-az-ig" / "Bundle-hg-ReferralBundle-AmbulanceHAP-referral.json"
 MESSAGE_ID = re.compile(rb'(<id\s+extension=")([^"]*)(")|(<id\s+root="[^"]*"\s+extension=")([^"]*)(")')
 
 
@@ -49,12 +53,13 @@ def with_message_id(raw: bytes, suffix: int) -> bytes:
     return MESSAGE_ID.sub(replace, raw, count=1)
 
 
-def translation(messages: list[bytes], seconds: float = 5.0) -> tuple[float, float, float]:
+def translation(messages: list[bytes], seconds: float = 5.0,
+                translate: Callable[[bytes], object] = translate_hap) -> tuple[float, float, float]:
     done = size = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         for raw in messages:
-            translate_hap(raw)
+            translate(raw)
             done += 1
             size += len(raw)
     elapsed = time.perf_counter() - start
@@ -88,6 +93,10 @@ def main() -> None:
     print("| measurement | result |\n|---|---|")
     print(f"| translation only, 1 core ({len(messages)} reference messages, avg {average_kb:.1f} KB) | "
           f"{per_second:.0f} messages/s, {mb_per_second:.2f} MB/s |")
+    rav_messages = [path.read_bytes() for path in sorted(RAV_MESSAGES.glob("*.hl7"))] + [RAV_REFERRAL.read_bytes()]
+    per_second, mb_per_second, average_kb = translation(rav_messages, args.seconds, translate_rav)
+    print(f"| RAV translation only, 1 core ({len(rav_messages)} messages: HL7v2 ADT/ORU fixtures + AZ-IG referral, "
+          f"avg {average_kb:.1f} KB) | {per_second:.0f} messages/s, {mb_per_second:.2f} MB/s |")
     targets = [("SQLite", f"sqlite:///{tempfile.mkdtemp()}/bench.db")]
     server = None
     if args.pg:

@@ -8,6 +8,7 @@ and nesting deeper than `MAX_DEPTH` are rejected with `FhirJsonError`.
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -92,6 +93,27 @@ def _check_depth(raw: bytes | str, limit: int) -> None:
             depth -= 1
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _reject_lone_surrogates(value: Any) -> None:
+    """`"\\ud800"` is valid JSON syntax but no Unicode text: it cannot be stored, hashed or sent on (pairs
+    are joined by the parser, so only lone halves remain as surrogates)."""
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, str):
+            try:
+                current.encode("utf-8")
+            except UnicodeEncodeError:
+                raise FhirJsonError("JSON string contains an unpaired UTF-16 surrogate escape") from None
+        elif isinstance(current, dict):
+            stack.extend(current.keys())
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+
+
 def loads(raw: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
     """Parse FHIR JSON strictly (see module doc)."""
     if isinstance(raw, bytes):
@@ -105,13 +127,16 @@ def loads(raw: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
         text = text[1:]
     _check_depth(text, max_depth)
     try:
-        return json.loads(
+        parsed = json.loads(
             text,
             parse_float=FhirDecimal,
             parse_int=_parse_int,
             parse_constant=_reject_constant,
             object_pairs_hook=_object_without_duplicates,
         )
+        if _SURROGATE_ESCAPE.search(text):
+            _reject_lone_surrogates(parsed)
+        return parsed
     except FhirJsonError:
         raise
     except json.JSONDecodeError as error:

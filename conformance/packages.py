@@ -221,3 +221,14 @@ class PackageSet:
 def default_package_paths(root: str | Path = ".") -> list[Path]:
     """The R4 core package in the local cache (`var/packages`), fetched by `make`."""
     return [Path(root) / "var" / "packages" / f"{CORE_PACKAGE}#{CORE_VERSION}" / "package"]
+
+
+def installed_package_paths(root: str | Path = ".") -> list[Path]:
+    """Every package in the local cache (`var/packages/<name>#<version>/package`), the R4 core first: what
+    `make` installed (R4 core from npm, the Nictiz zib2020/nl-core packages from their package folder)."""
+    core = default_package_paths(root)
+    cache = Path(root) / "var" / "packages"
+    others = sorted(
+        folder.parent for folder in cache.glob("*/package/package.json") if folder.parent not in core
+    ) if cache.is_dir() else []
+    return [*core, *others]

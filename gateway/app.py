@@ -11,13 +11,14 @@ from starlette.routing import Route
 from conformance.packages import PackageSet
 from conformance.structure import check_structure
 from conformance.typemodel import TypeModel
-from gateway.audit.log import AuditLog
-from gateway.audit.stage import AuditStage
+from gateway.audit.wiring import build_audit
 from gateway.auth.components import AuthComponents
 from gateway.auth.discovery import capability_security
 from gateway.auth.middleware import AuthStage
 from gateway.auth.scope_stage import ScopeStage
 from gateway.auth.settings import AuthSettings
+from gateway.capacity.package import ensure_capacity_package
+from gateway.capacity.routes import register as register_capacity
 from gateway.consent.engine import ConsentEngine
 from gateway.consent.explain_operation import explain_access_operation
 from gateway.consent.stage import ConsentStage
@@ -25,15 +26,22 @@ from gateway.fhir import bundles, capability, crud, history, search_handler
 from gateway.fhir import interaction as kinds
 from gateway.fhir.context import Services
 from gateway.fhir.pipeline import Pipeline
+from gateway.fhir.profile_validation import ProfileValidation
 from gateway.fhir.routes import FhirEndpoint
+from gateway.fhir.validate_operation import validate_operation
 from gateway.fhir.write_checks import WriteChecks
 from gateway.ingest.routes import register as register_ingest
+from gateway.limits.resource_size import ResourceSizeLimits
+from gateway.limits.search_size import SearchSizeLimits
+from gateway.limits.wiring import add_request_limits
 from gateway.search.definitions import SearchParameterRegistry
 from gateway.search.extract import extract_index_rows
 from gateway.settings import Settings
 from gateway.store.engine import create_database_engine
 from gateway.store.migrate import upgrade
 from gateway.store.repository import ResourceStore
+from gateway.summary.operation import summary_operation
+from gateway.summary.screen import ConsentScreen, release_everything
 
 log = logging.getLogger("gateway")
 
@@ -58,17 +66,22 @@ def build_services(settings: Settings, stages: bool = True) -> Services:
     """Everything a gateway process needs; `stages=False` leaves the pipeline bare (for tests that compose
     their own stages)."""
     packages = PackageSet.from_paths(settings.package_paths)
+    ensure_capacity_package(packages)  # the gateway's own capacity definitions (profiles/nictiz/capacity)
     resource_types = frozenset(packages.resource_types())
     type_model = TypeModel.from_packages(packages)
     registry = SearchParameterRegistry(packages, type_model)
-    engine = create_database_engine(settings.database_url)
+    engine = create_database_engine(settings.database_url, settings.database_timeout)
     upgrade(engine)
     store = ResourceStore(engine, lambda resource: extract_index_rows(resource, registry))
+    validation = ProfileValidation(packages)  # one per process, warmed so the first write is not slow
+    validation.warm()
     write_checks = WriteChecks(
-        resource_types, lambda resource: check_structure(resource, type_model), None, settings.validation
+        resource_types, lambda resource: check_structure(resource, type_model), validation, settings.validation
     )
     services = Services(settings, packages, store, registry, resource_types, write_checks, type_model)
     services.pipeline = Pipeline(dict(HANDLERS))
+    services.validation = validation
+    services.pipeline.add_operation(validate_operation(validation))
     if stages:
         _add_stages(services)
     services.started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -80,15 +93,20 @@ def _add_stages(services: Services) -> None:
     scopes, then consent (which filters every resource of every response)."""
     settings = services.settings
     consent = ConsentEngine.build(services.packages, settings.base_url)
-    if settings.audit:
-        services.pipeline.add_stage(
-            AuditStage(AuditLog(), settings.base_url, lambda: datetime.now(UTC),
-                       timedelta(hours=consent.policy.parameters.btg_time_box_hours))
-        )
+    audit = build_audit(settings, timedelta(hours=consent.policy.parameters.btg_time_box_hours),
+                        consent.policy.parameters.admin_roles) if settings.audit else None
+    if audit is not None:
+        services.pipeline.add_stage(audit.stage)
     services.pipeline.add_stage(ScopeStage(services.search))
+    if audit is not None:  # AuditEvents are served from the chain, on their own legal basis (not consent's)
+        services.pipeline.add_stage(audit.access)
     if settings.consent:
         services.pipeline.add_stage(ConsentStage(consent))
+    services.pipeline.add_stage(ResourceSizeLimits(settings.max_string))
+    services.pipeline.add_stage(SearchSizeLimits(settings.max_search_params, settings.max_or_values))
     services.pipeline.add_operation(explain_access_operation(consent))
+    summary_screen = ConsentScreen(consent) if settings.consent else release_everything
+    services.pipeline.add_operation(summary_operation(consent.describer.compartment, summary_screen))
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -105,6 +123,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.router.routes.append(Route("/fhir", endpoint.handle, methods=methods))
     app.router.routes.append(Route("/fhir/{path:path}", endpoint.handle, methods=methods))
     register_ingest(app, services)
+    register_capacity(app, services)
+    add_request_limits(app, settings)  # before AuthStage is added: the limits run inside it, per client
     app.add_middleware(AuthStage, **auth.middleware_options())
     app.state.services = services
     return app

@@ -7,12 +7,20 @@ from decimal import Decimal
 
 import typer
 
+from conformance.cli import validate as validate_command
+from gateway.audit.cli import audit_app
 from gateway.auth.cli import clients_app
+from gateway.capacity.cli import capacity_app
 from gateway.ingest.cli import ingest_app
+from gateway.ingest.mllp import mllp_command
 
 app = typer.Typer(help="zcc-gateway: FHIR R4 gateway for Dutch acute-care coordination.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(clients_app, name="clients")
+app.add_typer(capacity_app, name="capacity")
+app.add_typer(audit_app, name="audit")
+app.command("mllp")(mllp_command)
+app.command("validate")(validate_command)
 
 
 def _apply_database(database: str | None) -> None:
@@ -57,6 +65,8 @@ def serve(
     settings = Settings()
     upgrade(create_database_engine(settings.database_url))  # once, before the workers start
     typer.echo(f"zcc-gateway serving {settings.base_url} (database {settings.database_url}, {workers} worker(s))")
+    typer.echo("FHIR packages: " + ", ".join(path.parent.name if path.name == "package" else str(path)
+                                            for path in settings.package_paths))
     tls: dict = {}
     if tls_cert:
         tls = {"ssl_certfile": tls_cert, "ssl_keyfile": tls_key, "http": PROTOCOL}
@@ -86,6 +96,15 @@ def demo_data(database: str | None = typer.Option(None, help="database URL")) ->
     result = services.pipeline.dispatch(RequestScope(services, identity=local_administrator()), it)
     entries = result.resource["entry"] if result.resource else []
     typer.echo(f"demo data: {len(entries)} resources written to {services.settings.database_url}")
+    from gateway.capacity.components import CapacityComponents
+    from gateway.capacity.demo import QUICK_HOURS_AGO, load_demo_capacity
+
+    capacity = CapacityComponents.build(services)
+    try:
+        applied = load_demo_capacity(capacity, local_administrator(), hours_ago=QUICK_HOURS_AGO)
+    finally:
+        capacity.hub.stop()
+    typer.echo(f"demo capacity: providers of every category in every ROAZ region, {applied} bed-status reports")
     from gateway.auth.clients import ClientRegistry
     from gateway.auth.demo import DEMO_CLIENT_ID, ensure_demo_client
 

@@ -27,13 +27,17 @@ class Validator:
         outcome = validator.validate(resource, profiles=["http://nictiz.nl/fhir/StructureDefinition/nl-core-Patient"])
     """
 
-    def __init__(self, packages: PackageSet | None = None) -> None:
+    def __init__(self, packages: PackageSet | None = None, unknown_extensions: str = "error") -> None:
+        """`unknown_extensions="warning"` reports an extension whose definition is not loaded as a warning (not
+        checked) instead of an error, as the HL7 validator's allow-any-extensions option; unknown modifier
+        extensions stay errors."""
         if packages is None:
             from conformance.typemodel import package_paths_from_environment
 
             packages = PackageSet.from_paths(p for p in package_paths_from_environment() if p.exists())
         self.packages = packages
         self.registry = ProfileRegistry(packages)
+        self.unknown_extensions = unknown_extensions
 
     def add_definitions(self, resources: Iterable[dict[str, Any]]) -> None:
         """Supporting StructureDefinitions, ValueSets and CodeSystems outside the loaded packages."""
@@ -118,7 +122,8 @@ class Validator:
         return resource, json_locations(text)
 
     def _walker(self, sink: list[Issue]) -> Walker:
-        return Walker(self.registry, sink, lambda *args: self._nested(sink, *args), self.conforms)
+        return Walker(self.registry, sink, lambda *args: self._nested(sink, *args), self.conforms,
+                      self.unknown_extensions)
 
     def _validate_top(self, resource: dict[str, Any], profiles: Sequence[str], issues: list[Issue]) -> None:
         resource_type = resource.get("resourceType")

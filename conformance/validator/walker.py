@@ -55,8 +55,9 @@ class ResourceScope:
 
 class Walker:
     def __init__(self, registry: ProfileRegistry, sink: list[Issue], validate_nested: Callable[..., None],
-                 conforms: Callable[[Any, str], bool]) -> None:
+                 conforms: Callable[[Any, str], bool], unknown_extensions: str = "error") -> None:
         self.registry = registry
+        self.unknown_extensions = unknown_extensions  # severity for extensions whose definition is not loaded
         self.issues = sink
         self.validate_nested = validate_nested
         self.conforms = conforms
@@ -395,6 +396,10 @@ class Walker:
                 self.report("warning", "not-found", f"The extension {url} is not available here, so it is not checked",
                             expression, None, "extension")
                 return
+            if self.unknown_extensions == "warning" and not _is_modifier(expression):
+                self.report("warning", "not-found", f"The extension {url} is not loaded here, so it is not checked",
+                            expression, None, "extension")
+                return
             self.report("error", "structure",
                         f"The extension {url} could not be found so is not allowed here", expression, None,
                         "extension")
@@ -479,3 +484,8 @@ def _find_by_path(profile: CompiledProfile, path: str) -> ElementNode | None:
 
 def _kind(profile: CompiledProfile) -> str:
     return "Extension" if profile.type == "Extension" and profile.derivation == "constraint" else "Profile"
+
+
+def _is_modifier(expression: str) -> bool:
+    """A modifier extension changes the meaning of its element: one that cannot be checked is never let through."""
+    return expression.rsplit(".", 1)[-1].startswith("modifierExtension")

@@ -2,6 +2,9 @@
 
 Public API: `AuditLog` (append/verify/checkpoint/review queue/patient log), `AuditStage` (pipeline stage),
 `audit_metadata` (tables to migrate), `canonicalize` (JCS), `render_report` (patient access overview).
+Also: `access.AuditEventAccess` (AuditEvents through the FHIR API), `retention.purge_before` (retention with a signed
+anchor), `keys.load_checkpoint_key` (the checkpoint key), `cli.audit_app` (`zcc-gateway audit ...`),
+`wiring.build_audit` (what gateway.app assembles).
 """
 
 from gateway.audit.jcs import canonicalize

@@ -45,9 +45,13 @@ class Verification:
         return self.broken is None
 
 
-def verify_chain(rows: Iterable[ChainRow], head: tuple[int, str] | None = None) -> Verification:
-    """`rows` in seq order; `head` = (count, last hash) as recorded by the writer, to detect a cut-off tail."""
-    expected, count, last_seq = GENESIS, 0, None
+def verify_chain(
+    rows: Iterable[ChainRow], head: tuple[int, str] | None = None, start: tuple[int, str] = (0, GENESIS)
+) -> Verification:
+    """`rows` in seq order; `head` = (count, last hash) as recorded by the writer, to detect a cut-off tail;
+    `start` = (events before the first row, hash they end with): a signed purge anchor, or the genesis."""
+    count, expected = start
+    last_seq = None
     for row in rows:
         count += 1
         if row.prev_hash != expected:

@@ -2,19 +2,23 @@
 access they record), keep the break-the-glass review queue, write signed checkpoints and verify the chain.
 
 Appends are serialised through the single `audit_chain_head` row: it is read FOR UPDATE (PostgreSQL) or under
-the write transaction's lock (SQLite, BEGIN IMMEDIATE) and updated in the same transaction as the event.
+the write transaction's lock (SQLite, BEGIN IMMEDIATE) and updated in the same transaction as the event. So
+several gateway instances on one PostgreSQL database share one chain: appends queue on that row lock, `seq`
+order equals chain order, and a rolled-back transaction leaves no link behind (only a gap in `seq`).
+The row is created on first use with INSERT ... ON CONFLICT DO NOTHING, so two instances starting on an empty
+database do not race.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
-from gateway.audit.chain import GENESIS, ChainRow, Verification, link_hash, verify_chain
+from gateway.audit.chain import GENESIS, BrokenLink, ChainRow, Verification, link_hash, verify_chain
 from gateway.audit.checkpoints import Checkpoint, SignatureCheck, Signer, checkpoint_problem, make_checkpoint
 from gateway.audit.jcs import canonicalize
 from gateway.audit.schema import (
@@ -26,6 +30,12 @@ from gateway.audit.schema import (
 )
 
 _HEAD_ID = 1
+# Statements built once (ingestion appends dozens of events per message; building them per call cost ~40 %).
+_HEAD = select(audit_chain_head).where(audit_chain_head.c.id == _HEAD_ID)
+_LOCK_HEAD = _HEAD.with_for_update()
+_INSERT_EVENT = insert(audit_event).returning(audit_event.c.seq)
+_INSERT_PATIENT = insert(audit_event_patient)
+_MOVE_HEAD = update(audit_chain_head).where(audit_chain_head.c.id == _HEAD_ID)
 
 
 class AuditWriteError(RuntimeError):
@@ -50,7 +60,36 @@ class ReviewItem:
     expires: str
 
 
+@dataclass(frozen=True)
+class Pending:
+    """An event to append: its BALP kind, the patients it is about, the client, an optional UTC sort key."""
+
+    event: dict[str, Any]
+    kind: str
+    patients: tuple[str, ...] = ()
+    client_id: str | None = None
+    recorded: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointRule:
+    """Sign a checkpoint of the chain head every `every` events, in the appending transaction."""
+
+    sign: Signer
+    key_id: str
+    every: int
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    total: int
+    events: list[dict[str, Any]]
+
+
 class AuditLog:
+    def __init__(self, checkpoints: CheckpointRule | None = None) -> None:
+        self.checkpoint_rule = checkpoints
+
     def append(
         self,
         connection: Connection,
@@ -58,47 +97,52 @@ class AuditLog:
         kind: str,
         patients: Iterable[str] = (),
         client_id: str | None = None,
+        recorded: str | None = None,
     ) -> Appended:
+        """Append on the caller's transaction; `recorded` is the UTC sort key when `event.recorded` is not
+        already one (events handed in by administrative clients)."""
+        return self.append_all(connection, [Pending(event, kind, tuple(patients), client_id, recorded)])[0]
+
+    def append_all(self, connection: Connection, pending: Sequence[Pending]) -> list[Appended]:
+        """Append several events (one interaction's) under one lock of the head and one update of it."""
         try:
-            return self._append(connection, event, kind, patients, client_id)
+            return self._append_all(connection, pending)
         except AuditWriteError:
             raise
         except Exception as problem:  # any driver/serialisation failure: fail closed
             raise AuditWriteError(f"audit event could not be written ({type(problem).__name__})") from problem
 
-    def _append(
-        self, connection: Connection, event: dict[str, Any], kind: str, patients: Iterable[str], client_id: str | None
-    ) -> Appended:
-        head = _locked_head(connection)
-        prev_hash = head.last_hash if head is not None else GENESIS
-        body = canonicalize(event)
-        digest = link_hash(prev_hash, body)
-        seq = connection.execute(
-            insert(audit_event)
-            .values(
-                event_id=str(event["id"]),
-                recorded=str(event["recorded"]),
-                kind=kind,
-                outcome=str(event.get("outcome", "")),
-                client_id=client_id,
-                body=body,
-                prev_hash=prev_hash,
-                hash=digest,
-            )
-            .returning(audit_event.c.seq)
-        ).scalar_one()
-        unique = sorted(set(patients))
-        if unique:
-            connection.execute(insert(audit_event_patient), [{"seq": seq, "patient": p} for p in unique])
-        if head is None:
-            connection.execute(insert(audit_chain_head).values(id=_HEAD_ID, last_seq=seq, last_hash=digest, count=1))
-        else:
-            connection.execute(
-                update(audit_chain_head)
-                .where(audit_chain_head.c.id == _HEAD_ID)
-                .values(last_seq=seq, last_hash=digest, count=head.count + 1)
-            )
-        return Appended(seq, str(event["id"]), digest)
+    def _append_all(self, connection: Connection, pending: Sequence[Pending]) -> list[Appended]:
+        head = locked_head(connection)
+        digest, count, seq = head.last_hash, head.count, head.last_seq
+        appended = []
+        rule = self.checkpoint_rule
+        for item in pending:
+            event = item.event
+            body = canonicalize(event)
+            prev_hash, digest = digest, link_hash(digest, body)
+            row = {
+                "event_id": str(event["id"]),
+                "recorded": item.recorded or str(event["recorded"]),
+                "kind": item.kind,
+                "outcome": str(event.get("outcome", "")),
+                "client_id": item.client_id,
+                "body": body,
+                "prev_hash": prev_hash,
+                "hash": digest,
+            }
+            seq = connection.execute(_INSERT_EVENT, row).scalar_one()
+            unique = sorted(set(item.patients))
+            if unique:
+                connection.execute(_INSERT_PATIENT, [{"seq": seq, "patient": p} for p in unique])
+            count += 1
+            if rule is not None and rule.every > 0 and count % rule.every == 0:
+                store_checkpoint(connection, make_checkpoint(seq, count, digest, row["recorded"], rule.key_id,
+                                                             rule.sign))
+            appended.append(Appended(seq, str(event["id"]), digest))
+        if appended:
+            connection.execute(_MOVE_HEAD, {"last_seq": seq, "last_hash": digest, "count": count})
+        return appended
 
     # -- break-the-glass review queue ------------------------------------------------------------------------
 
@@ -137,35 +181,62 @@ class AuditLog:
         )
         return [orjson.loads(row.body) for row in connection.execute(query)]
 
-    def rows(self, connection: Connection) -> Iterator[ChainRow]:
+    def search(
+        self,
+        connection: Connection,
+        patients: Iterable[str],
+        since: str | None = None,
+        before: str | None = None,
+        offset: int = 0,
+        count: int = 50,
+    ) -> AuditPage:
+        """One page of the events about any of `patients`, oldest first; `since`/`before` bound `recorded`."""
+        seqs = select(audit_event_patient.c.seq).where(audit_event_patient.c.patient.in_(sorted(set(patients))))
+        conditions = [audit_event.c.seq.in_(seqs)]
+        if since is not None:
+            conditions.append(audit_event.c.recorded >= since)
+        if before is not None:
+            conditions.append(audit_event.c.recorded < before)
+        total = connection.execute(select(func.count()).select_from(audit_event).where(*conditions)).scalar_one()
+        page = (
+            select(audit_event.c.body).where(*conditions).order_by(audit_event.c.seq).offset(offset).limit(count)
+        )
+        return AuditPage(int(total), [orjson.loads(row.body) for row in connection.execute(page)])
+
+    def get(self, connection: Connection, event_id: str) -> dict[str, Any] | None:
+        row = connection.execute(select(audit_event.c.body).where(audit_event.c.event_id == event_id)).first()
+        return orjson.loads(row.body) if row is not None else None
+
+    def rows(self, connection: Connection, upto_seq: int | None = None) -> Iterator[ChainRow]:
         query = select(
             audit_event.c.seq, audit_event.c.event_id, audit_event.c.body, audit_event.c.prev_hash, audit_event.c.hash
         ).order_by(audit_event.c.seq)
+        if upto_seq is not None:
+            query = query.where(audit_event.c.seq <= upto_seq)
         for row in connection.execute(query):
             yield ChainRow(row.seq, row.event_id, bytes(row.body), row.prev_hash, row.hash)
 
     # -- checkpoints and verification --------------------------------------------------------------------------
 
     def checkpoint(self, connection: Connection, sign: Signer, key_id: str, recorded: str) -> Checkpoint | None:
-        head = _locked_head(connection)
-        if head is None:
+        """Sign the current chain head (for a scheduler or `zcc-gateway audit checkpoint`); None if empty."""
+        head = locked_head(connection)
+        if head.count == 0:
             return None
         made = make_checkpoint(head.last_seq, head.count, head.last_hash, recorded, key_id, sign)
-        connection.execute(
-            insert(audit_checkpoint).values(
-                upto_seq=made.upto_seq,
-                count=made.count,
-                hash=made.hash,
-                recorded=made.recorded,
-                key_id=made.key_id,
-                payload=made.payload,
-                signature=made.signature,
-            )
-        )
+        store_checkpoint(connection, made)
         return made
 
+    def stored_checkpoints(self, connection: Connection) -> list[Checkpoint]:
+        rows = connection.execute(select(audit_checkpoint).order_by(audit_checkpoint.c.id))
+        return [
+            Checkpoint(r.upto_seq, r.count, r.hash, r.recorded, r.key_id, bytes(r.payload), bytes(r.signature))
+            for r in rows
+        ]
+
     def verify(self, connection: Connection, check: SignatureCheck | None = None) -> Verification:
-        """Recompute the chain; compare with the head row and (given a signature check) every checkpoint."""
+        """Recompute the chain from the genesis, or from the signed anchor a retention purge left; compare the
+        result with the head row and (given a signature check) with every checkpoint."""
         hashes: dict[int, str] = {}
 
         def remembered() -> Iterator[ChainRow]:
@@ -175,23 +246,65 @@ class AuditLog:
 
         head_row = connection.execute(select(audit_chain_head).where(audit_chain_head.c.id == _HEAD_ID)).first()
         head = (head_row.count, head_row.last_hash) if head_row is not None else (0, GENESIS)
-        result = verify_chain(remembered(), head)
+        checkpoints = self.stored_checkpoints(connection)
+        first = connection.execute(
+            select(audit_event.c.seq, audit_event.c.prev_hash).order_by(audit_event.c.seq).limit(1)
+        ).first()
+        start, first_seq = (0, GENESIS), (first.seq if first is not None else None)
+        if (first is not None and first.prev_hash != GENESIS) or (first is None and head[0] > 0):
+            anchor = _purge_anchor(checkpoints, first.prev_hash if first is not None else head[1], first_seq)
+            if anchor is None:
+                problem = "the chain does not start at the genesis and no signed purge anchor matches its start"
+                return Verification(0, GENESIS, BrokenLink(first_seq, None, problem))
+            start = (anchor.count, anchor.hash)
+        result = verify_chain(remembered(), head, start)
         if not result.ok or check is None:
             return result
-        from gateway.audit.chain import BrokenLink
-
-        for row in connection.execute(select(audit_checkpoint).order_by(audit_checkpoint.c.id)):
-            checkpoint = Checkpoint(
-                row.upto_seq, row.count, row.hash, row.recorded, row.key_id, bytes(row.payload), bytes(row.signature)
-            )
-            problem = checkpoint_problem(checkpoint, hashes.get(row.upto_seq), check)
+        for checkpoint in checkpoints:
+            purged = first_seq is None or checkpoint.upto_seq < first_seq
+            at = checkpoint.hash if purged else hashes.get(checkpoint.upto_seq)
+            problem = checkpoint_problem(checkpoint, at, check)
             if problem:
-                return Verification(result.count, result.last_hash, BrokenLink(row.upto_seq, None, problem))
+                return Verification(result.count, result.last_hash, BrokenLink(checkpoint.upto_seq, None, problem))
         return result
 
 
-def _locked_head(connection: Connection) -> Any:
-    query = select(audit_chain_head).where(audit_chain_head.c.id == _HEAD_ID)
+def _purge_anchor(checkpoints: list[Checkpoint], start_hash: str, first_seq: int | None) -> Checkpoint | None:
+    """The checkpoint a purge wrote for the last removed event: its hash is the first kept event's link."""
+    for checkpoint in reversed(checkpoints):
+        if checkpoint.hash == start_hash and (first_seq is None or checkpoint.upto_seq < first_seq):
+            return checkpoint
+    return None
+
+
+def store_checkpoint(connection: Connection, made: Checkpoint) -> None:
+    connection.execute(
+        insert(audit_checkpoint).values(
+            upto_seq=made.upto_seq,
+            count=made.count,
+            hash=made.hash,
+            recorded=made.recorded,
+            key_id=made.key_id,
+            payload=made.payload,
+            signature=made.signature,
+        )
+    )
+
+
+def locked_head(connection: Connection) -> Any:
+    """The chain head row, locked for this transaction (created at the genesis on first use)."""
+    query = _LOCK_HEAD if connection.dialect.name == "postgresql" else _HEAD
+    head = connection.execute(query).first()
+    if head is None:
+        _create_head(connection)
+        head = connection.execute(query).one()
+    return head
+
+
+def _create_head(connection: Connection) -> None:
+    values = {"id": _HEAD_ID, "last_seq": 0, "last_hash": GENESIS, "count": 0}
     if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return connection.execute(query).first()
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    connection.execute(upsert(audit_chain_head).values(**values).on_conflict_do_nothing(index_elements=["id"]))

@@ -24,7 +24,7 @@ from uuid import uuid4
 from sqlalchemy import Connection
 
 from gateway.audit.events import Access, Actor, DecisionFacts, balp_kind, consent_event, interaction_event
-from gateway.audit.log import AuditLog, AuditWriteError, ReviewItem
+from gateway.audit.log import AuditLog, AuditWriteError, Pending, ReviewItem
 from gateway.fhir import interaction as kinds
 from gateway.fhir.context import RequestScope
 from gateway.fhir.errors import FhirError
@@ -112,18 +112,21 @@ class AuditStage:
         access = self._access(it, status, diagnostics, consent, result)
         recorded = self.clock().isoformat(timespec="microseconds")
         event = interaction_event(access, actor, recorded, str(uuid4()), self.site)
-        self.log.append(connection, event, balp_kind(access), access.patients, actor.client_id)
+        pending = [Pending(event, balp_kind(access), tuple(access.patients), actor.client_id)]
+        reviews = []
         for decision in _grouped_decisions(consent):
             decision_event = consent_event(decision, access, actor, recorded, str(uuid4()), self.site)
-            patients = [decision.patient] if decision.patient else []
-            self.log.append(connection, decision_event, "AuthZconsent", patients, actor.client_id)
+            patients = (decision.patient,) if decision.patient else ()
+            pending.append(Pending(decision_event, "AuthZconsent", patients, actor.client_id))
             if "review" in decision.obligations and decision.effect == "permit" and decision.patient:
                 expires = (self.clock() + self.btg_time_box).isoformat(timespec="seconds")
                 reason = access.btg_reason or ""
-                item = ReviewItem(
+                reviews.append(ReviewItem(
                     decision_event["id"], decision.patient, actor.client_id, actor.user_id, reason, recorded, expires
-                )
-                self.log.open_review(connection, item)
+                ))
+        self.log.append_all(connection, pending)
+        for item in reviews:
+            self.log.open_review(connection, item)
 
     def _access(self, it: Interaction, status: int, diagnostics: str, consent: Any, result: Result | None) -> Access:
         patients: list[str] = list(getattr(consent, "patients", []) or [])

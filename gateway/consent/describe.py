@@ -58,6 +58,11 @@ class Describer:
                 category = self.params.consent_scope_categories.get(str(coding.get("code")))
                 if category:
                     return category
+        if resource_type == "Composition":
+            for coding in (resource.get("type") or {}).get("coding") or ():
+                category = self.params.document_categories.get(f"{coding.get('system')}|{coding.get('code')}")
+                if category:
+                    return category
         return self.params.data_categories.get(resource_type, "other")
 
 

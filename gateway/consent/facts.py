@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, bindparam, select, union_all
 from sqlalchemy.exc import SQLAlchemyError
 
 from conformance import fhirjson
@@ -27,6 +27,31 @@ log = logging.getLogger("gateway.consent")
 ConsentSource = Callable[[str], list[dict[str, Any]]]  # patient id -> Consent resources (may raise)
 _PATIENT_PARAMS = ("patient", "subject")
 _RECIPIENTS = {"Task": ("owner",), "ServiceRequest": ("performer",), "Communication": ("recipient",)}
+
+
+def _facts_branch(condition: Any) -> Any:
+    return (
+        select(idx_reference.c.target_id, idx_reference.c.url, resource.c.res_key, resource.c.body)
+        .join(resource, resource.c.res_key == idx_reference.c.res_key)
+        .where(
+            idx_reference.c.param.in_(_PATIENT_PARAMS),
+            condition,
+            resource.c.type.in_(bindparam("types", expanding=True)),
+            resource.c.deleted.is_(False),
+        )
+    )
+
+
+# Built once (statement construction cost more than running it). Two index-driven branches, not one OR: an OR
+# with `url` made SQLite walk every patient/subject reference in the database; absolute references have no
+# target_id, so `target_id IS NULL` keeps the second branch on the (param, target_id) index too.
+_FACTS_BY_ID = _facts_branch(
+    and_(idx_reference.c.target_type == "Patient", idx_reference.c.target_id.in_(bindparam("patients", expanding=True)))
+)
+_FACTS_BY_URL = _facts_branch(
+    and_(idx_reference.c.target_id.is_(None), idx_reference.c.url.in_(bindparam("urls", expanding=True)))
+)
+_FACTS_BY_ID_OR_URL = union_all(_FACTS_BY_ID, _FACTS_BY_URL)
 
 
 class FactsSource:
@@ -56,18 +81,9 @@ class FactsSource:
         for start in range(0, len(local), 200):
             chunk = local[start : start + 200]
             urls = [f"{self.base_url}/Patient/{patient}" for patient in chunk] if self.base_url else []
-            target = and_(idx_reference.c.target_type == "Patient", idx_reference.c.target_id.in_(chunk))
-            query = (
-                select(idx_reference.c.target_id, idx_reference.c.url, resource.c.res_key, resource.c.body)
-                .join(resource, resource.c.res_key == idx_reference.c.res_key)
-                .where(
-                    idx_reference.c.param.in_(_PATIENT_PARAMS),
-                    or_(target, idx_reference.c.url.in_(urls)) if urls else target,
-                    resource.c.type.in_(sorted(types)),
-                    resource.c.deleted.is_(False),
-                )
-            )
-            for row in connection.execute(query):
+            parameters = {"patients": chunk, "urls": urls, "types": sorted(types)}
+            query = _FACTS_BY_ID_OR_URL if urls else _FACTS_BY_ID
+            for row in connection.execute(query, parameters):
                 patient = row.target_id or str(row.url).rsplit("/", 1)[-1]
                 if (patient, row.res_key) in seen or row.body is None:
                     continue

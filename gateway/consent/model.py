@@ -75,6 +75,12 @@ class DisclosedResource:
     def reference(self) -> str:
         return f"{self.resource_type}/{self.id}" if self.id else self.resource_type
 
+    @property
+    def shape(self) -> tuple[object, ...]:
+        """Everything a decision depends on — all but the id (cheaper as a cache key than a copy)."""
+        return (self.resource_type, self.patients, self.patient_data, self.labels, self.data_category,
+                self.holder_category, self.holder_ura, self.status)
+
 
 @dataclass(frozen=True)
 class Contact:

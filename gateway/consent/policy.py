@@ -58,6 +58,9 @@ class Parameters:
     data_categories: Mapping[str, str]
     consent_scope_categories: Mapping[str, str]
     emergency_dataset: Mapping[str, frozenset[str]]  # data category -> allowed statuses (empty: any)
+    # Composition type ("system|code") -> data category, e.g. a generated patient summary (an index of entries
+    # that are each judged on their own) is not a clinical report
+    document_categories: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -163,4 +166,5 @@ def _parameters(raw: Mapping[str, Any]) -> Parameters:
         data_categories=dict(raw["data_categories"]),
         consent_scope_categories=dict(raw["consent_scope_categories"]),
         emergency_dataset=status_map("emergency_dataset"),
+        document_categories=dict(raw.get("document_categories", {})),
     )

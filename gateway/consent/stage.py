@@ -23,7 +23,7 @@ from gateway.consent.engine import (
     InteractionRecord,
 )
 from gateway.consent.explain import btg_hint
-from gateway.consent.model import DENY_AS_404, TIME_BOX, Decision, DisclosedResource, Effect, RequestContext
+from gateway.consent.model import DENY_AS_404, TIME_BOX, Decision, Effect, RequestContext
 from gateway.consent.pdp import decide, decide_request
 from gateway.consent.query_safety import unsafe_search
 from gateway.consent.responses import (
@@ -151,6 +151,12 @@ class ConsentStage:
         if report is not None:
             result.resource, result.stored = body, None
             self._note(record, result, report.released, len(report.withheld), len(report.suppressed_visible))
+            if it.kind == kinds.HISTORY_INSTANCE and report.withheld and not report.released:
+                # an empty history would confirm that the resource exists: answer as a read of it would
+                withheld = next((d for _, d in report.withheld if d is not None), None)
+                if withheld is None:
+                    raise _not_found(it, record)
+                raise self._refusal(it, ctx, withheld, record)
             return result
         decision = judge_unit(body, judge)
         if decision.effect is Effect.PERMIT:
@@ -174,11 +180,11 @@ class ConsentStage:
             with scope.reading() as connection:
                 facts = self.engine.facts(scope.state, connection, patients)
 
-        decided: dict[DisclosedResource, Decision] = {}  # the id never matters to a decision: decide once per shape
+        decided: dict[tuple[object, ...], Decision] = {}  # the id never matters to a decision: once per shape
 
         def judge(resource: dict[str, Any]) -> Decision:
             item = described.get(id(resource)) or describer.describe(resource)
-            key = replace(item, id=None)
+            key = item.shape
             decision = decided.get(key)
             if decision is None:
                 decision = decided[key] = decide(self.engine.policy, ctx, item, facts, now)
@@ -210,9 +216,7 @@ class ConsentStage:
     ) -> FhirError:
         headers = {DECISION_HEADER: record.decision_id}
         if decision.has(DENY_AS_404) and it.resource_type:
-            error = not_found(it.resource_type, it.id)
-            error.headers = headers
-            return error
+            return _not_found(it, record)
         issues = [Issue("error", "forbidden", _both(decision))]
         if decision.effect is Effect.PERMIT_FILTERED:
             issues.append(
@@ -222,6 +226,12 @@ class ConsentStage:
             if hint:
                 issues.append(Issue("information", "informational", hint))
         return FhirError(403, "forbidden", issues[0].diagnostics, issues=issues, headers=headers)
+
+
+def _not_found(it: Interaction, record: InteractionRecord) -> FhirError:
+    error = not_found(it.resource_type or "", it.id)
+    error.headers = {DECISION_HEADER: record.decision_id}
+    return error
 
 
 def _both(decision: Decision) -> str:

@@ -27,6 +27,7 @@ class Services:
     started_at: str = ""
     capability_security: Any = None  # CapabilityStatement.rest.security (SMART), set by the auth wiring
     auth: Any = None  # gateway.auth.components.AuthComponents
+    validation: Any = None  # gateway.fhir.profile_validation.ProfileValidation (warmed at start-up)
 
 
 @dataclass

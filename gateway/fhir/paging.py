@@ -23,6 +23,14 @@ def decode_cursor(token: str) -> dict[str, Any]:
         state = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, orjson.JSONDecodeError):
         raise FhirError(400, "invalid", f"the paging token '{token[:40]}' is not valid") from None
-    if not isinstance(state, dict):
+    if not isinstance(state, dict) or not all(_is_position(state.get(name)) for name in _POSITIONS):
         raise FhirError(400, "invalid", "the paging token is not valid")
     return state
+
+
+_POSITIONS = ("after", "offset", "max_key", "prev", "until", "count")  # storage keys, offsets, sizes
+
+
+def _is_position(value: Any) -> bool:
+    """A forged cursor must not reach SQL with a string, a float or a negative number as a position."""
+    return value is None or (type(value) is int and 0 <= value < 2**63)

@@ -18,6 +18,7 @@ from gateway.fhir.interaction import Interaction, Result
 from gateway.fhir.paging import decode_cursor, encode_cursor
 from gateway.search.query import parse_search
 from gateway.store import search_sql
+from gateway.store.locks import lock_condition
 from gateway.store.repository import StoredResource
 
 _PASSTHROUGH = {"_format", "_pretty"}
@@ -31,6 +32,7 @@ def find_matches(
     if query.errors:
         error = query.errors[0]
         raise FhirError(400, error.code, f"condition: {error.message}", [error.param])
+    lock_condition(connection, resource_type, _relative(scope, params))  # other instances deciding the same wait
     keys = search_sql.match_keys(connection, query, limit=limit)
     return scope.services.store.get_many(connection, keys)
 

@@ -3,8 +3,10 @@ the message the source entity, the time received the recorded time."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 PROVENANCE_AGENT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 
 
@@ -23,7 +25,8 @@ def ingestion_provenance(targets: list[str], received_at: str, sender: dict[str,
     what: dict[str, Any] = {"display": f"ingested message {record_url}"}
     if message_id:
         root, _, extension = message_id.partition("|")
-        what["identifier"] = {"system": f"urn:oid:{root}", "value": extension} if extension else {
+        system = f"urn:oid:{root}" if _OID.fullmatch(root) else root  # HL7v3 roots are OIDs, others URIs
+        what["identifier"] = {"system": system, "value": extension} if extension else {
             "system": "urn:ietf:rfc:3986", "value": f"urn:oid:{root}"}
     return {
         "resourceType": "Provenance",

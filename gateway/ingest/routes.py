@@ -12,15 +12,19 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from conformance import fhirjson
+from gateway.adapters.hl7v2.ack import ack_for_result
+from gateway.adapters.hl7v2.framing import unframe
 from gateway.fhir.context import Services
 from gateway.fhir.errors import Issue, operation_outcome
 from gateway.ingest.actor import ingestion_identity
+from gateway.ingest.process_message import process_message_operation
 from gateway.ingest.records import IngestRecords
 from gateway.ingest.responses import http_status, response_body
 from gateway.ingest.service import IngestService, UnknownSource
 
 HARD_LIMIT = 64 * 1024 * 1024  # bodies above this are refused unread (413); below it, oversized ones are kept
 FHIR_JSON = "application/fhir+json"
+HL7V2_MEDIA_TYPE = "x-application/hl7-v2+er7"
 
 
 def _outcome(status: int, code: str, diagnostics: str) -> Response:
@@ -59,6 +63,9 @@ def build_router(service: IngestService) -> APIRouter:
         except UnknownSource as error:
             return _outcome(404, "not-found", str(error))
         record_url = f"{str(request.base_url).rstrip('/')}/ingest/{result.record.id}"
+        if HL7V2_MEDIA_TYPE in request.headers.get("accept", ""):  # an HL7v2 sender wants its ACK/NAK
+            ack = ack_for_result(unframe(raw), result.record.status, result.record.outcome)
+            return Response(ack, http_status(result), {"Location": record_url}, media_type=HL7V2_MEDIA_TYPE)
         return _json(response_body(result, record_url), http_status(result), {"Location": record_url})
 
     @router.get("/{record_id}")
@@ -82,6 +89,7 @@ def _may_read(identity: Any, submitted_by: str | None) -> bool:
 def register(app: FastAPI, services: Services) -> IngestService:
     """Called by the lead from `create_app`: mounts the /ingest routes on the app."""
     service = IngestService(services, IngestRecords(services.store.engine))
+    services.pipeline.add_operation(process_message_operation(service))  # POST /fhir/$process-message
     app.include_router(build_router(service))
     app.state.ingest = service
     return service

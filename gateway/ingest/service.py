@@ -20,6 +20,7 @@ from gateway.ingest.identity import conflicting_demographics, decide_patient, st
 from gateway.ingest.provenance import ingestion_provenance
 from gateway.ingest.records import ACCEPTED, DUPLICATE, REJECTED, IngestRecord, IngestRecords
 from gateway.ingest.validation import validate_output
+from gateway.store.locks import exclusive
 
 log = logging.getLogger("gateway.ingest")
 
@@ -72,7 +73,9 @@ class IngestService:
             received_at=self.clock(), status="received", submitted_by=getattr(identity, "client_id", None),
         )
         self.records.add_received(record, raw)  # kept before anything can go wrong
-        return self._process(record, raw, identity, lenient)
+        # the same bytes arriving at several instances at once: one at a time, so the others see it as duplicate
+        with exclusive(self.services.store.engine, f"ingest|{source}|{record.sha256}"):
+            return self._process(record, raw, identity, lenient)
 
     def retry(self, record_id: str, identity: Any, lenient: bool = False) -> IngestResult:
         record, raw = self.records.get(record_id), self.records.raw(record_id)
@@ -119,7 +122,8 @@ class IngestService:
             translation = adapter(raw)
         except ValueError as error:  # TranslationError and friends
             code = getattr(error, "code", "invalid")
-            raise _Rejected([Issue("error", code, getattr(error, "diagnostics", str(error)))]) from None
+            where = [error.xpath] if getattr(error, "xpath", None) else []  # e.g. the HL7v2 segment and field
+            raise _Rejected([Issue("error", code, getattr(error, "diagnostics", str(error)), where)]) from None
         record.message_id, record.interaction = translation.message_id, translation.interaction
         record.sender = _identifier_text(translation.sender_organization)
         record.sender_name = translation.sender_name
@@ -138,7 +142,7 @@ class IngestService:
         provenance["id"] = stable_id(f"Provenance|ingest|{record.id}")
         resources.append(provenance)
         issues += dangling_references(resources)
-        issues += validate_output(resources, self.services.type_model)
+        issues += validate_output(resources, self.services.validation)
         if record.unmapped:
             issues.append(Issue("information", "informational",
                                 f"{len(record.unmapped)} element(s) of the message are not mapped; see `unmapped`"))

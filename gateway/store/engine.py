@@ -16,19 +16,26 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_database_engine(url: str) -> Engine:
+DEFAULT_TIMEOUT = 30.0
+
+
+def create_database_engine(url: str, timeout: float = DEFAULT_TIMEOUT) -> Engine:
+    """`timeout` bounds every wait on the database, in seconds: SQLite's busy wait for another writer's lock;
+    PostgreSQL's connect, row-lock waits and pool checkout. Past it the request fails (503), it does not hang."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        _configure_sqlite(engine)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout})
+        _configure_sqlite(engine, timeout)
         return engine
-    return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
+    connect_args = {"connect_timeout": max(1, round(timeout)), "options": f"-c lock_timeout={int(timeout * 1000)}"}
+    return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True, pool_timeout=timeout,
+                         connect_args=connect_args)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, timeout: float = DEFAULT_TIMEOUT) -> None:
     """WAL for concurrent readers; we issue BEGIN ourselves so writers take the lock up front
     (BEGIN IMMEDIATE) instead of failing on a read->write upgrade."""
 
@@ -39,7 +46,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

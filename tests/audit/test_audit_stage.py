@@ -197,7 +197,7 @@ def test_write_and_audit_share_the_transaction(services: Any, monkeypatch: pytes
     def broken(*_: Any, **__: Any) -> Any:
         raise AuditWriteError("disk full")
 
-    monkeypatch.setattr(stage.log, "append", broken)
+    monkeypatch.setattr(stage.log, "append_all", broken)
     body = {
         "resourceType": "Observation",
         "status": "final",

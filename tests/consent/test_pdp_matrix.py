@@ -344,7 +344,7 @@ def test_decision_table(policy, req, res, patient_facts, effect, rule) -> None: 
     decision = decide_for_patient(policy, req, res, patient_facts, NOW)
     assert (decision.effect, decision.rule_id) == (effect, rule)
     assert decision.reason_nl and decision.reason_en
-    assert decision.policy_version == "zcc-gateway-disclosure-policy|1.0.0"
+    assert decision.policy_version == "zcc-gateway-disclosure-policy|1.1.0"
 
 
 def test_every_disclosure_rule_is_exercised(policy) -> None:  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
+from conformance.packages import default_package_paths
 from gateway.app import build_services, create_app
 from gateway.ingest.routes import register
 from gateway.ingest.service import IngestService
@@ -26,8 +27,11 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def services(database_url: str):  # type: ignore[no-untyped-def]
-    services = build_services(Settings(database_url=database_url, base_url="http://testserver/fhir"))
-    return services
+    """On R4 core alone, whatever the local package cache holds: these suites test the pipeline (raw kept,
+    rejected kept, idempotent, provenance). Conformance of the output to nl-core is test_nl_core_validation.py."""
+    settings = Settings(database_url=database_url, base_url="http://testserver/fhir",
+                        package_paths=default_package_paths())
+    return build_services(settings)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from gateway.adapters.hl7v3.times import period
 from gateway.adapters.hl7v3.xml import Element, child, children, path
 
 FLAG_DETAIL = "http://hl7.org/fhir/StructureDefinition/flag-detail"
+NOT_APPLICABLE = {"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "not-applicable"}
 ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 # SNOMED allergy/propensity types -> AllergyIntolerance.category
@@ -20,9 +21,11 @@ ALLERGY_CATEGORIES = {"419511003": "medication", "416098002": "medication", "418
                       "414285001": "food", "419199007": "environment", "426232007": "environment"}
 
 
-def concern_reference(ctx: MappingContext, act: Element) -> dict[str, Any]:
-    """A REFR act (concern) -> reference to the episode/problem of this message, or by identifier."""
-    ctx.take(act)
+def concern_reference(ctx: MappingContext, act: Element, consume: bool = True) -> dict[str, Any]:
+    """A REFR act (concern) -> reference to the episode/problem of this message, or by identifier
+    (`consume=False` when the reference is only used for a key and the act stays unmapped)."""
+    if consume:
+        ctx.take(act)
     id_element = child(act, "id")
     for resource_type in ("EpisodeOfCare", "Condition"):
         key = source_key(resource_type, id_element)
@@ -34,18 +37,21 @@ def concern_reference(ctx: MappingContext, act: Element) -> dict[str, Any]:
 def alert(ctx: MappingContext, element: Element, fallback: str) -> dict[str, Any]:
     """An alert observation (LOINC 74018-3) -> Flag (nl-core-Alert)."""
     ctx.visit(element)
+    # zib-Alert-2: an alert names either the alert (code) or the condition it is about (flag-detail), never both;
+    # a named alert's concern link has no place in nl-core-Alert and is reported as unmapped
+    named = child(element, "value") is not None
     concerns = []
     for relation in children(element, "entryRelationship") + children(element, "sourceOf"):
         ctx.visit(relation)
         act = child(relation, "act")
         if act is not None:
-            concerns.append(concern_reference(ctx, act))
+            concerns.append(concern_reference(ctx, act, consume=not named))
     if child(element, "id") is None and concerns:
         first = concerns[0]
         fallback = f"{fallback}|concern|{first.get('reference') or first.get('identifier', {}).get('value')}"
     key = statement_key(ctx, "Flag", element, fallback)
     resource: dict[str, Any] = {"resourceType": "Flag", "meta": profiles.meta(profiles.ALERT)}
-    if concerns:
+    if concerns and not named:
         resource["extension"] = [{"url": FLAG_DETAIL, "valueReference": c} for c in concerns]
     idents = identifier_list(element)
     if idents:
@@ -56,9 +62,11 @@ def alert(ctx: MappingContext, element: Element, fallback: str) -> dict[str, Any
     status = status_code(ctx, element)
     when = period(ctx.take(child(element, "effectiveTime")))
     resource["status"] = "inactive" if status in {"aborted", "nullified"} or (when and when.get("end")) else "active"
-    if kind and value:
+    if kind and (value or (concerns and not named)):
         resource["category"] = [kind]
     code = value or kind or {"text": description or "alert"}
+    if concerns and not named:  # the alert is its condition: Flag.code says so (zib-Alert-2)
+        code = {"coding": [NOT_APPLICABLE], "text": description or (kind or {}).get("text") or "alert"}
     if description and "text" not in code:
         code = {**code, "text": description}
     resource["code"] = code

@@ -3,6 +3,7 @@ LaboratoryTestResult for lab results, otherwise a plain Observation (no profile 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from gateway.adapters.hap import profiles
@@ -31,8 +32,10 @@ def observation(ctx: MappingContext, element: Element, fallback: str, laboratory
         resource["meta"] = profiles.meta(vital[0])
         resource["category"] = [profiles.VITAL_SIGNS_CATEGORY]
         loinc = {"system": LOINC, "code": vital[1], "display": vital[2]}
-        if loinc not in code.get("coding", []):
-            code = {**code, "coding": [loinc, *code.get("coding", [])]}
+        for required in [*profiles.PATTERN_CODINGS.get(vital[0], []), loinc][::-1]:
+            if not any(c.get("system") == required["system"] and c.get("code") == required["code"]
+                       for c in code.get("coding", [])):
+                code = {**code, "coding": [required, *code.get("coding", [])]}
     elif laboratory:
         resource["meta"] = profiles.meta(profiles.LABORATORY_TEST_RESULT)
         resource["category"] = [profiles.LABORATORY_CATEGORY]
@@ -52,6 +55,8 @@ def observation(ctx: MappingContext, element: Element, fallback: str, laboratory
     if performer:
         resource["performer"] = [performer]
     _value(ctx, element, resource)
+    if vital and vital[3] and "valueQuantity" in resource:
+        resource["valueQuantity"] = _in_unit(resource["valueQuantity"], vital[3])
     interpretations = [c for c in (codeable_concept(ctx.take(e)) for e in children(element, "interpretationCode")) if c]
     if interpretations:
         resource["interpretation"] = interpretations
@@ -60,6 +65,14 @@ def observation(ctx: MappingContext, element: Element, fallback: str, laboratory
         resource["referenceRange"] = ranges
     ctx.add(key, resource)
     return ctx.reference(key)
+
+
+def _in_unit(value: dict[str, Any], unit: str) -> dict[str, Any]:
+    """A quantity in the UCUM unit the profile requires, when a conversion is known (1.72 m -> 172 cm)."""
+    shift = profiles.UNIT_SHIFTS.get((value.get("code", ""), unit))
+    if shift is None or not isinstance(value.get("value"), Decimal):
+        return value
+    return {**value, "value": value["value"].scaleb(shift), "unit": unit, "code": unit}
 
 
 def _value(ctx: MappingContext, element: Element, resource: dict[str, Any]) -> None:

@@ -75,6 +75,16 @@ def patient(ctx: MappingContext, role: Element, person: Element | None, key: str
     return ctx.add(key, resource)
 
 
+def _without_home_use(ctx: MappingContext, resource: dict[str, Any]) -> None:
+    """An organization's telecom and address can never be of use 'home' (invariants org-3, org-2): drop the use."""
+    for field in ("telecom", "address"):
+        for item in resource.get(field, []):
+            if item.get("use") == "home":
+                del item["use"]
+                ctx.warn(f"Organization.{field} use 'home' (HP/H) dropped: an organization has no home "
+                         f"{field} (org-{3 if field == 'telecom' else 2})", "business-rule")
+
+
 def organization(ctx: MappingContext, element: Element | None) -> dict[str, Any] | None:
     """Organization / representedOrganization / scopingEntity -> a reference (None if it has no id/name)."""
     if element is None:
@@ -93,6 +103,7 @@ def organization(ctx: MappingContext, element: Element | None) -> dict[str, Any]
     if name:
         resource["name"] = name
     _contact(ctx, element, resource)
+    _without_home_use(ctx, resource)
     ctx.add(key, resource)
     return ctx.reference(key, name)
 

@@ -14,6 +14,9 @@ from gateway.adapters.hl7v3.xml import Element, child
 
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+# zib VerificatieStatusCodelijst code for `confirmed` (Nictiz ConceptMap
+# VerificatieStatusCodelijst-to-ConditionVerificationStatus); nl-core-Problem requires it next to the FHIR code
+CONFIRMED_PRESENT = {"system": SNOMED, "code": "410605003", "display": "Confirmed present"}
 EPISODE_NAME = "http://nictiz.nl/fhir/StructureDefinition/ext-EpisodeOfCare.EpisodeOfCareName"
 DIAGNOSIS = {"system": SNOMED, "code": "282291009", "display": "Diagnose"}
 # v3 act/concern status -> Condition.clinicalStatus and EpisodeOfCare.status
@@ -54,7 +57,7 @@ def problem(ctx: MappingContext, element: Element, fallback: str, concern_status
         resource["abatementDateTime"] = when["end"]
         clinical = "inactive" if clinical == "active" else clinical
     resource["clinicalStatus"] = {"coding": [{"system": CLINICAL, "code": clinical}]}
-    resource["verificationStatus"] = {"coding": [{"system": VERIFICATION, "code": "confirmed"}]}
+    resource["verificationStatus"] = {"coding": [CONFIRMED_PRESENT, {"system": VERIFICATION, "code": "confirmed"}]}
     recorder, recorded = author(ctx, element)
     if recorder:
         resource["recorder"] = recorder

@@ -30,13 +30,19 @@ VITAL_SIGNS: dict[tuple[str, str], tuple[str, str, str, str | None]] = {
     (NHG_TABLE_45, "1915"): (NL_CORE + "BodyTemperature", "8310-5", "Body temperature", "Cel"),
     (NHG_TABLE_45, "1913"): (NL_CORE + "BodyTemperature", "8310-5", "Body temperature", "Cel"),
     (NHG_TABLE_45, "357"): (NL_CORE + "BodyWeight", "29463-7", "Body weight", None),
-    (NHG_TABLE_45, "560"): (NL_CORE + "BodyHeight", "8302-2", "Body height", None),
+    (NHG_TABLE_45, "560"): (NL_CORE + "BodyHeight", "8302-2", "Body height", "cm"),
     (NHG_TABLE_45, "2680"): (NL_CORE + "O2Saturation", "59408-5", O2_PULSE_OXIMETRY, "%"),
     (LOINC, "8310-5"): (NL_CORE + "BodyTemperature", "8310-5", "Body temperature", "Cel"),
     (LOINC, "29463-7"): (NL_CORE + "BodyWeight", "29463-7", "Body weight", None),
-    (LOINC, "8302-2"): (NL_CORE + "BodyHeight", "8302-2", "Body height", None),
+    (LOINC, "8302-2"): (NL_CORE + "BodyHeight", "8302-2", "Body height", "cm"),
     (LOINC, "59408-5"): (NL_CORE + "O2Saturation", "59408-5", O2_PULSE_OXIMETRY, "%"),
 }
+# Codings a profile's `code` pattern requires next to the measurement's own LOINC code
+PATTERN_CODINGS: dict[str, list[dict[str, str]]] = {
+    NL_CORE + "O2Saturation": [{"system": LOINC, "code": "2708-6", "display": "Oxygen saturation in Arterial blood"}],
+}
+# Unit conversions (as powers of ten) to the UCUM unit a profile's required binding allows (ucum-bodylength: cm)
+UNIT_SHIFTS: dict[tuple[str, str], int] = {("m", "cm"): 2, ("mm", "cm"): -1}
 VITAL_SIGNS_CATEGORY = {
     "coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs",
                 "display": "Vital Signs"}]

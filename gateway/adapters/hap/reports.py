@@ -18,7 +18,7 @@ SOAP = {
     "S": {"system": SNOMED, "code": "255362007", "display": "Subjective"},
     "O": {"system": SNOMED, "code": "260224007", "display": "Objective"},
     "E": {"system": SNOMED, "code": "129265001", "display": "Evaluation"},
-    "P": {"system": SNOMED, "code": "8653201000001106", "display": "Plan"},
+    "P": {"system": SNOMED, "code": "129271007", "display": "Plan"},  # SOEPRegelNaamCodelijst 'beleid'
 }
 LINE_TYPES = {
     (JOURNAL_LINE_TYPES, "S"): "S", (JOURNAL_LINE_TYPES, "O"): "O", (JOURNAL_LINE_TYPES, "E"): "E",

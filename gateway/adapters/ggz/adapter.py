@@ -1,0 +1,16 @@
+"""`translate_ggz(raw)`: a BgGGZ message -> the translation the ingestion pipeline writes, every resource
+labelled as ggz data."""
+
+from __future__ import annotations
+
+from gateway.adapters.ggz.labels import label_ggz
+from gateway.adapters.stu3 import Stu3Translation, translate_stu3
+
+SOURCE = "ggz"
+
+
+def translate_ggz(raw: bytes) -> Stu3Translation:
+    translation = translate_stu3(raw, SOURCE)
+    for mapped in translation.resources:
+        label_ggz(mapped.resource)
+    return translation

@@ -1,0 +1,22 @@
+"""Canonical URLs of the gateway's capacity definitions (profiles/nictiz/capacity)."""
+
+from __future__ import annotations
+
+BASE = "https://zcc-gateway.nl/fhir"
+CATEGORY_SYSTEM = f"{BASE}/CodeSystem/capacity-category"
+POPULATION_SYSTEM = f"{BASE}/CodeSystem/capacity-population"
+REGION_SYSTEM = f"{BASE}/CodeSystem/roaz-region"
+REGION_EXTENSION = f"{BASE}/StructureDefinition/roaz-region"
+SOURCE_TIMESTAMP_EXTENSION = f"{BASE}/StructureDefinition/capacity-source-timestamp"
+DISTANCE_EXTENSION = f"{BASE}/StructureDefinition/capacity-distance"
+STALE_EXTENSION = f"{BASE}/StructureDefinition/capacity-stale"
+MEASURE = f"{BASE}/Measure/capacity"
+PROFILE_HEALTHCARE_SERVICE = f"{BASE}/StructureDefinition/capacity-HealthcareService"
+PROFILE_SCHEDULE = f"{BASE}/StructureDefinition/capacity-Schedule"
+PROFILE_SLOT = f"{BASE}/StructureDefinition/capacity-Slot"
+PROFILE_MEASURE_REPORT = f"{BASE}/StructureDefinition/capacity-MeasureReport"
+OP_FIND_CAPACITY = f"{BASE}/OperationDefinition/find-capacity"
+OP_AGGREGATE = f"{BASE}/OperationDefinition/aggregate"
+URA_SYSTEM = "http://fhir.nl/fhir/NamingSystem/ura"
+ORGANIZATION_TYPE_SYSTEM = "http://nictiz.nl/fhir/NamingSystem/organization-type"
+LOCATION_ID_SYSTEM = f"{BASE}/NamingSystem/capacity-location"  # value: "<URA>|<source's location code>"

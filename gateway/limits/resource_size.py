@@ -1,0 +1,53 @@
+"""Pipeline stage: refuse writes that carry a string longer than the configured maximum.
+
+FHIR R4 says strings SHALL NOT exceed 1 MB (https://hl7.org/fhir/R4/datatypes.html#string); the body limit
+alone would still let one request store a 10 MB `gender`. The check runs before the handler, so nothing is
+written, and it names the first offending element."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.fhir import interaction as kinds
+from gateway.fhir.context import RequestScope
+from gateway.fhir.errors import FhirError
+from gateway.fhir.interaction import Interaction, Result
+from gateway.fhir.pipeline import Handler
+
+_WRITES = {kinds.CREATE, kinds.UPDATE, kinds.TRANSACTION, kinds.BATCH, kinds.OPERATION}
+# Not `string`s, so not under the 1 MB rule: narrative XHTML (`div`) and base64Binary content (`data` of Attachment,
+# Binary and Signature); the request body limit (ZCC_MAX_BODY) still bounds them.
+_UNLIMITED_ELEMENTS = frozenset({"div", "data"})
+
+
+def first_oversized_string(value: Any, limit: int, path: str) -> str | None:
+    """The FHIRPath-like location of the first string longer than `limit` characters, or None."""
+    stack = [(value, path)]
+    while stack:
+        current, where = stack.pop()
+        if isinstance(current, str):
+            if len(current) > limit:
+                return where
+        elif isinstance(current, dict):
+            stack.extend(
+                (child, f"{where}.{key}") for key, child in reversed(list(current.items()))
+                if key not in _UNLIMITED_ELEMENTS
+            )
+        elif isinstance(current, list):
+            stack.extend((child, f"{where}[{index}]") for index, child in reversed(list(enumerate(current))))
+    return None
+
+
+class ResourceSizeLimits:
+    def __init__(self, max_string: int) -> None:
+        self.max_string = max_string
+
+    def __call__(self, scope: RequestScope, it: Interaction, following: Handler) -> Result:
+        if it.kind in _WRITES and it.body is not None:
+            root = str(it.body.get("resourceType", "Resource"))
+            where = first_oversized_string(it.body, self.max_string, root)
+            if where is not None:
+                raise FhirError(422, "too-long",
+                                f"{where} is longer than {self.max_string} characters (the gateway's string limit)",
+                                [where])
+        return following(scope, it)

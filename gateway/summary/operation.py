@@ -1,0 +1,112 @@
+"""`GET [base]/Patient/{id}/$summary` and `GET [base]/Patient/$summary?identifier=system|value` as a pipeline
+Operation: it runs inside the auth, scope, consent and audit stages like every other interaction.
+
+The handler reads the patient's resources, keeps the types the token may read, screens them with the consent
+engine (see gateway.summary.screen) and assembles the document from what is released. A patient the client
+may not see is answered exactly like an unknown one (404)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.auth.enforcement import require_scope
+from gateway.auth.errors import Forbidden
+from gateway.consent.compartment import PatientCompartment
+from gateway.consent.engine import SUPPRESSED_HEADER
+from gateway.fhir.context import RequestScope
+from gateway.fhir.errors import FhirError, not_found
+from gateway.fhir.interaction import Interaction, Result
+from gateway.fhir.pipeline import Operation
+from gateway.fhir.write_checks import check_id
+from gateway.summary.collect import PatientRecord, collect_record, find_patient_ids, load_patient
+from gateway.summary.document import build_document
+from gateway.summary.language import negotiate_language
+from gateway.summary.screen import Screen
+from gateway.summary.sections import SummaryDefinition, load_definition
+
+NAME = "summary"
+DEFINITION = "http://zcc-gateway.nl/fhir/OperationDefinition/summary"
+
+
+def summary_operation(compartment: PatientCompartment, screen: Screen,
+                      definition: SummaryDefinition | None = None) -> Operation:
+    summary = definition or load_definition()
+    followed = summary.resource_types | {"Provenance"}
+
+    def handler(scope: RequestScope, it: Interaction) -> Result:
+        if it.method not in {"GET", "HEAD"}:
+            raise FhirError(405, "not-supported", "$summary is GET [base]/Patient/{id}/$summary")
+        language = negotiate_language(it.header("accept-language"))
+        with scope.reading() as connection:
+            patient = _patient(connection, it)
+            record = collect_record(connection, compartment, patient, scope.base_url, followed)
+        _keep_readable(scope.identity, record)
+        screening = screen(scope, it, [record.patient, *record.resources, *record.supporting.values()])
+        if not screening.allows(record.patient):
+            if screening.visibly_withheld(record.patient):
+                raise FhirError(403, "forbidden", "the patient's data is withheld / de gegevens zijn achtergehouden")
+            raise not_found("Patient", it.id)
+        document = build_document(summary, record, screening, language, scope.base_url, datetime.now(UTC))
+        headers = {"Content-Language": language}
+        if document.withheld:
+            headers[SUPPRESSED_HEADER] = str(document.withheld)
+        return Result(200, resource=document.bundle, headers=headers)
+
+    return Operation(
+        name=NAME,
+        handler=handler,
+        definition=DEFINITION,
+        levels=frozenset({"instance", "type"}),
+        resource_types=frozenset({"Patient"}),
+        documentation="Patient summary document for zcc applications (NL-PS direction, LOINC 60591-5), built "
+        "under consent: withheld sections say so, every entry carries its Provenance. Accept-Language nl/en.",
+    )
+
+
+def _patient(connection: Any, it: Interaction) -> dict[str, Any]:
+    unknown = sorted({name for name, _ in it.params if name not in {"identifier", "_format", "_pretty"}})
+    if unknown:
+        raise FhirError(400, "invalid", f"$summary does not take the parameter(s) {', '.join(unknown)}",
+                        expression=unknown)
+    if it.id:
+        check_id(it.id)
+        if any(name == "identifier" for name, _ in it.params):
+            raise FhirError(400, "invalid", "give either Patient/{id}/$summary or ?identifier=, not both",
+                            expression=["identifier"])
+        patient = load_patient(connection, it.id)
+        if patient is None:
+            raise not_found("Patient", it.id)
+        return patient
+    identifiers = [value for name, value in it.params if name == "identifier"]
+    if len(identifiers) != 1:
+        raise FhirError(400, "required", "Patient/$summary needs exactly one identifier=system|value",
+                        expression=["identifier"])
+    ids = find_patient_ids(connection, identifiers[0])
+    if not ids:
+        raise not_found("Patient")
+    if len(ids) > 1:
+        raise FhirError(409, "multiple-matches", "more than one patient carries this identifier")
+    patient = load_patient(connection, ids[0])
+    if patient is None:
+        raise not_found("Patient")
+    return patient
+
+
+def _keep_readable(identity: Any, record: PatientRecord) -> None:
+    """A summary discloses many types: only those the token may read without restriction go in."""
+    if identity is None:
+        return
+    readable: dict[str, bool] = {}
+
+    def allowed(resource: dict[str, Any]) -> bool:
+        resource_type = str(resource.get("resourceType"))
+        if resource_type not in readable:
+            try:
+                readable[resource_type] = not require_scope(identity, resource_type, "read").restrictions
+            except Forbidden:
+                readable[resource_type] = False
+        return readable[resource_type]
+
+    record.resources = [r for r in record.resources if allowed(r)]
+    record.supporting = {ref: r for ref, r in record.supporting.items() if allowed(r)}
