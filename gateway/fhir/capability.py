@@ -67,7 +67,7 @@ def capability_statement(scope: RequestScope) -> dict[str, Any]:
         "mode": "server",
         "documentation": (
             "Search parameter types supported: token, string, date, reference, quantity, uri, number. "
-            "Composite and special parameters are not supported yet. Chaining one level deep; "
+            "Composite and special parameters are not supported yet. Chaining up to three levels deep; "
             "_include/_revinclude with :iterate."
         ),
         "resource": resources,

@@ -20,6 +20,7 @@ from gateway.ingest.identity import conflicting_demographics, decide_patient, st
 from gateway.ingest.provenance import ingestion_provenance
 from gateway.ingest.records import ACCEPTED, DUPLICATE, REJECTED, IngestRecord, IngestRecords
 from gateway.ingest.validation import validate_output
+from gateway.store.availability import unavailable_reason
 from gateway.store.locks import exclusive
 
 log = logging.getLogger("gateway.ingest")
@@ -95,10 +96,14 @@ class IngestService:
             record.outcome = operation_outcome(rejected.issues)
             result = IngestResult(record, issues=rejected.issues)
         except FhirError as error:  # the transaction was refused (scopes, consent, validation): nothing written
+            if error.status >= 500:  # not the message's fault (e.g. the audit could not be written): retryable
+                raise
             record.status = REJECTED
             record.outcome = error.outcome()
             result = IngestResult(record, issues=error.issues)
         except Exception as error:  # noqa: BLE001 - a bug must not lose the message: keep it, say why
+            if unavailable_reason(error) is not None:  # database down/locked/full: the sender gets 503 and retries;
+                raise  # the raw message stays kept as `received` (`zcc-gateway ingest --retry ID` re-processes it)
             log.exception("ingestion %s failed", record.id)
             issue = Issue("fatal", "exception", f"internal error while ingesting: {type(error).__name__}: {error}")
             record.status = REJECTED

@@ -332,6 +332,10 @@ def _known_param(registry: SearchParameterRegistry, resource_type: str | None, c
     return param
 
 
+MAX_CHAIN_DEPTH = 3
+"""`Slot?schedule.actor:HealthcareService.location.address-city=...` has 3 levels; longer chains are refused."""
+
+
 def _chained_filter(
     name: str,
     param: SearchParamDef,
@@ -339,24 +343,40 @@ def _chained_filter(
     tail: str,
     value: str,
     registry: SearchParameterRegistry,
+    depth: int = 1,
 ) -> Filter:
+    """`param[:Type].tail=value`: a reference to a current resource that matches `tail` (itself a chain when it
+    holds another `.`), for every target type that has the next parameter."""
     if param.type != "reference":
         raise _ValueError(f"{param.code} is not a reference parameter: it cannot be chained")
-    if "." in tail:
-        raise _Unsupported("chains longer than one level are not supported")
+    if depth > MAX_CHAIN_DEPTH:
+        raise _Unsupported(f"chains longer than {MAX_CHAIN_DEPTH} levels are not supported")
     if type_modifier is not None:
         if type_modifier not in (param.targets or registry.resource_types):
             raise _ValueError(f"{param.code} cannot refer to {type_modifier}")
         target_types = [type_modifier]
     else:
         target_types = sorted(param.targets)
-    code, _, modifier = tail.partition(":")
+    head, dot, rest = tail.partition(".")
+    code, _, modifier = head.partition(":")
     chain = []
+    problem: ValueError | None = None
     for target_type in target_types:
         target_param = registry.get(target_type, code)
-        if target_param is not None and target_param.supported:
-            chain.append((target_type, _simple_filter(name, target_param, modifier or None, value)))
+        if target_param is None or not target_param.supported:
+            continue
+        try:
+            if dot:
+                inner = _chained_filter(name, target_param, modifier or None, rest, value, registry, depth + 1)
+            else:
+                inner = _simple_filter(name, target_param, modifier or None, value)
+        except (_ValueError, _Unsupported) as error:  # this target cannot continue the chain; another may
+            problem = error
+            continue
+        chain.append((target_type, inner))
     if not chain:
+        if problem is not None:
+            raise problem
         raise _Unsupported(f"no target of {param.code} has a supported search parameter {code!r}")
     return Filter(name=name, param=param, modifier=type_modifier, values=(), chain=tuple(chain))
 

@@ -249,7 +249,7 @@ def filter_condition(item: Filter, key: ColumnElement[int], table=resource, driv
 
 def _chain_condition(item: Filter, target_type: str, inner: Filter, key: ColumnElement[int]) -> ColumnElement[bool]:
     """`subject:Patient.name=x`: a reference row to a current Patient that itself matches `name=x`."""
-    target = resource.alias(f"chain_{target_type.lower()}")
+    target = resource.alias()  # anonymous: a chain may pass the same type twice (nested chains)
     linked = (
         select(idx_reference.c.res_key)
         .where(

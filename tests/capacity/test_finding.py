@@ -70,7 +70,6 @@ def test_slots_by_schedule_actor_location_and_chains(client, region_data) -> Non
     assert ids(schedules) == {f"Schedule/{UTRECHT.schedule_id}"}
 
 
-@pytest.mark.xfail(strict=True, reason="gateway.search supports one chain level; the issue's examples have 2 and 3")
 @pytest.mark.parametrize("chain", ["schedule.actor:HealthcareService.location.address-city",
                                    "schedule.actor:Location.address-city"])
 def test_multi_level_chains_from_the_issue(client, region_data, chain) -> None:  # type: ignore[no-untyped-def]

@@ -190,6 +190,23 @@ def test_retry_reprocesses_a_rejected_record_after_a_fix(services) -> None:  # t
     assert fixed.records.get(rejected.record.id).attempts == 2  # type: ignore[union-attr]
 
 
+def test_database_unavailable_is_not_a_rejection(services) -> None:  # type: ignore[no-untyped-def]
+    """A server-side failure is the sender's cue to retry (503), not a verdict on the message: the raw message
+    stays kept as `received`, so it can be re-processed, and it is not listed as rejected."""
+    from sqlalchemy.exc import OperationalError
+
+    def database_gone(raw: bytes):  # type: ignore[no-untyped-def]
+        raise OperationalError("INSERT ...", {}, Exception("database is locked"))
+
+    service = IngestService(services, adapters={"hap": database_gone})
+    raw = episode_message("unavailable-1", episode_id="unavailable-ep")
+    with pytest.raises(OperationalError):
+        service.ingest("hap", raw, cli_identity())
+    received = service.records.ids_with_status("received")
+    assert any(service.records.raw(record_id) == raw for record_id in received)
+    assert not any(service.records.raw(record_id) == raw for record_id in service.records.ids_with_status("rejected"))
+
+
 def test_source_without_adapter_is_kept_and_rejected(service: IngestService) -> None:
     service = IngestService(service.services, service.records, adapters={})  # every source has an adapter now
     result = service.ingest("rav", b'{"resourceType": "Bundle"}', cli_identity())

@@ -115,8 +115,12 @@ def test_chained_parameters(registry: SearchParameterRegistry) -> None:
     assert {target for target, _ in any_target.chain} == {"Patient", "Group", "Device", "Location"}
     schedule = ok(registry, "Slot", ("schedule.actor", "Location/x")).filters[0]
     assert schedule.chain[0][1].values[0].value == ReferenceValue("Location", "x", None)
-    too_deep = parse(registry, "Observation", ("subject.organization.name", "x"))
-    assert too_deep.errors[0].param == "subject.organization.name" and too_deep.errors[0].ignorable
+    (two_levels,) = ok(registry, "Observation", ("subject:Patient.organization.name", "x")).filters[0].chain
+    assert two_levels[0] == "Patient" and two_levels[1].chain[0][0] == "Organization"
+    assert two_levels[1].chain[0][1].param.code == "name"
+    too_deep = parse(registry, "Observation", ("subject:Patient.organization.partof.partof.name", "x"))
+    assert too_deep.errors[0].param == "subject:Patient.organization.partof.partof.name"
+    assert too_deep.errors[0].ignorable
 
 
 def test_result_parameters(registry: SearchParameterRegistry) -> None:

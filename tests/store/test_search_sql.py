@@ -274,6 +274,9 @@ def test_chained_parameters(engine, registry) -> None:
     assert search(
         engine, registry, "Observation", ("patient.organization", "Organization/1"), ("code:text", "zcc")
     ) == ["t-q994"]  # a reference param chained to a reference param
+    two_levels = ("patient.organization.name", "gastro")  # Observation -> Patient -> Organization/1
+    assert search(engine, registry, "Observation", two_levels, ("code:text", "zcc")) == ["t-q994"]
+    assert search(engine, registry, "Observation", ("patient.organization.name", "nobody")) == []
 
 
 def test_dates_compare_ranges(engine, registry) -> None:
