@@ -30,6 +30,7 @@ from gateway.fhir.context import RequestScope
 from gateway.fhir.errors import FhirError
 from gateway.fhir.interaction import Interaction, Result
 from gateway.fhir.pipeline import Handler
+from gateway.store.availability import RETRY_AFTER_SECONDS, unavailable_reason
 
 WRITE_KINDS = frozenset({kinds.CREATE, kinds.UPDATE, kinds.DELETE})
 CONSENT_RECORDS = "consent.records"
@@ -72,8 +73,8 @@ class AuditStage:
                 result = next_handler(scope.child(connection), it)
                 self.record(connection, scope, it, result.status, "", result)
             return result
-        except AuditWriteError:
-            raise _fail_closed() from None
+        except AuditWriteError as error:
+            raise _fail_closed(error) from None
         except FhirError as error:
             self._record_alone(scope, it, error.status, error.issues[0].diagnostics)
             raise
@@ -85,16 +86,16 @@ class AuditStage:
         try:
             with scope.services.store.write() as connection:
                 self.record(connection, scope, it, status, diagnostics)
-        except AuditWriteError:
-            raise _fail_closed() from None
+        except AuditWriteError as error:
+            raise _fail_closed(error) from None
 
     def _record_or_fail(
         self, connection: Connection, scope: RequestScope, it: Interaction, status: int, diagnostics: str
     ) -> None:
         try:
             self.record(connection, scope, it, status, diagnostics)
-        except AuditWriteError:
-            raise _fail_closed() from None
+        except AuditWriteError as error:
+            raise _fail_closed(error) from None
 
     # -- building the events ---------------------------------------------------------------------------------
 
@@ -212,5 +213,10 @@ def _is_btg(request: Any) -> bool:
     return getattr(flow, "value", flow) == "btg"
 
 
-def _fail_closed() -> FhirError:
+def _fail_closed(error: AuditWriteError) -> FhirError:
+    """No audit, no data. A database that is down, locked or full is a 503 the client may retry; else a 500."""
+    reason = unavailable_reason(error.__cause__) if error.__cause__ is not None else None
+    if reason is not None:
+        return FhirError(503, "transient", f"{reason}: the access could not be audited, so no data is returned",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     return FhirError(500, "exception", "the access could not be audited, so no data is returned")

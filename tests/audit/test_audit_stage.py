@@ -214,6 +214,22 @@ def test_write_and_audit_share_the_transaction(services: Any, monkeypatch: pytes
     assert read_failure.value.status == 500  # no data without an audit record
 
 
+def test_audit_on_an_unavailable_database_is_a_retryable_503(services: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    stage = next(s for s in services.pipeline.stages if isinstance(s, AuditStage))
+
+    def locked(*_: Any, **__: Any) -> Any:
+        raise AuditWriteError("audit event could not be written") from OperationalError(
+            "INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(stage.log, "append_all", locked)
+    with pytest.raises(FhirError) as caught:
+        dispatch(services, Interaction("read", "GET", "Observation", "o1"))
+    assert caught.value.status == 503 and caught.value.headers["Retry-After"]
+    assert caught.value.issues[0].code == "transient"
+
+
 def test_btg_opens_a_review_item(services: Any) -> None:
     headers = {
         "x-zcc-emergency": "true",
