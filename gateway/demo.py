@@ -40,8 +40,8 @@ def demo_bundle() -> dict[str, Any]:
                     "coding": [
                         {
                             "system": "http://nictiz.nl/fhir/NamingSystem/organization-type",
-                            "code": "Z33",
-                            "display": "Huisartsenpost",
+                            "code": "N6",
+                            "display": "Huisartsenpost (t.b.v. dienstwaarneming)",
                         }
                     ]
                 }
@@ -57,8 +57,8 @@ def demo_bundle() -> dict[str, Any]:
                     "coding": [
                         {
                             "system": "http://nictiz.nl/fhir/NamingSystem/organization-type",
-                            "code": "A1",
-                            "display": "Ambulancedienst",
+                            "code": "AMB",
+                            "display": "Regionale ambulancevoorzieningen",
                         }
                     ]
                 }

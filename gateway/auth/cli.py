@@ -46,7 +46,7 @@ def add(
     client_id: str = typer.Argument(..., help="client id (also the JWT iss/sub)"),
     jwks: str = typer.Option(..., help="the client's public JWKS: inline JSON or a file"),
     ura: str = typer.Option(..., help="URA of the organisation the client acts for (8 digits)"),
-    organization_type: str = typer.Option(..., help="organisation-type code, e.g. Z33 (HAP), A1 (RAV)"),
+    organization_type: str = typer.Option(..., help="organisation-type code, RoleCodeNL, e.g. N6 (HAP), AMB (RAV)"),
     scopes: str = typer.Option("system/*.rs", help="the most this client may be granted (SMART v2 scopes)"),
     roles: str = typer.Option("triagist-hap", help="allowed subject roles, comma-separated"),
     purposes: str = typer.Option("TREAT,COC", help="allowed purposes of use, comma-separated"),

@@ -23,7 +23,7 @@ from gateway.auth.clients import ClientRegistration, ClientRegistry
 
 DEMO_CLIENT_ID = "demo"
 DEMO_URA = "90000001"  # the demo HAP Organization in gateway/demo.py
-DEMO_ORGANIZATION_TYPE = "Z33"
+DEMO_ORGANIZATION_TYPE = "N6"  # RoleCodeNL: huisartsenpost
 DEMO_SCOPES = "system/*.cruds"
 DEMO_ROLES = ("triagist-hap", "arts", "verpleegkundige")
 DEMO_PURPOSES = ("TREAT", "COC", "ETREAT", "BTG")
