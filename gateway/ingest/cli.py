@@ -81,7 +81,12 @@ def ingest(
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("ingesting", total=len(files) + len(retries))
         for path in files:
-            rows.append((path.name, service.ingest(source, path.read_bytes(), identity, lenient)))
+            try:
+                rows.append((path.name, service.ingest(source, path.read_bytes(), identity, lenient)))
+            except Exception as error:  # noqa: BLE001 - the database failed, not the message: stop, say so
+                console.print(f"[red]{path.name}: not processed ({error}); the raw message is kept as received, "
+                              "run again later[/red]")
+                raise typer.Exit(2) from None
             progress.advance(task)
         for record_id in retries:
             try:

@@ -23,7 +23,11 @@ def mllp_identity() -> IngestionIdentity:
 
 def ack_handler(service: IngestService, identity: IngestionIdentity, source: str = MLLP_SOURCE) -> Handler:
     def handle(raw: bytes) -> bytes:
-        result = service.ingest(source, raw, identity)
+        try:
+            result = service.ingest(source, raw, identity)
+        except Exception as error:  # noqa: BLE001 - a server-side failure (database down): AE, the sender resends
+            issue = {"severity": "error", "code": "transient", "diagnostics": f"not processed, retry: {error}"}
+            return ack_for_result(raw, "received", {"resourceType": "OperationOutcome", "issue": [issue]})
         return ack_for_result(raw, result.record.status, result.record.outcome)
 
     return handle

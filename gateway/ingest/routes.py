@@ -15,7 +15,7 @@ from conformance import fhirjson
 from gateway.adapters.hl7v2.ack import ack_for_result
 from gateway.adapters.hl7v2.framing import unframe
 from gateway.fhir.context import Services
-from gateway.fhir.errors import Issue, operation_outcome
+from gateway.fhir.errors import FhirError, Issue, operation_outcome
 from gateway.ingest.actor import ingestion_identity
 from gateway.ingest.process_message import process_message_operation
 from gateway.ingest.records import IngestRecords
@@ -62,6 +62,8 @@ def build_router(service: IngestService) -> APIRouter:
             result = await asyncio.to_thread(service.ingest, source, raw, ingestion_identity(identity), lenient)
         except UnknownSource as error:
             return _outcome(404, "not-found", str(error))
+        except FhirError as error:  # a server-side failure (e.g. 503: the access could not be audited): retryable
+            return _json(error.outcome(), error.status, error.headers)
         record_url = f"{str(request.base_url).rstrip('/')}/ingest/{result.record.id}"
         if HL7V2_MEDIA_TYPE in request.headers.get("accept", ""):  # an HL7v2 sender wants its ACK/NAK
             ack = ack_for_result(unframe(raw), result.record.status, result.record.outcome)
