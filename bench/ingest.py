@@ -6,20 +6,28 @@
 
     .venv/bin/python bench/ingest.py [--count 2000] [--threads 2] [--pg]
 
+RAV, VVT and ggz (`--adapters`, on by default; `--adapters-only` skips the HAP part): translation only per adapter
+(RAV: the HL7v2 ADT/ORU test messages + the AZ-IG referral; VVT/ggz: the eOverdracht / BgGGZ qualification
+fixtures, STU3 -> R4) and end to end per source over `--adapter-count` messages (each with its own message id or
+bytes), validated against the Nictiz nl-core profiles installed in var/packages (strict mode).
+
 Prints a Markdown table; copy it into docs/benchmarks.md with the machine and date."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,13 +87,130 @@ def end_to_end(database_url: str, messages: list[bytes], count: int, threads: in
     return count / (time.perf_counter() - start), statuses
 
 
+# -- RAV, VVT, ggz ------------------------------------------------------------------------------------------------
+
+MSH_10 = re.compile(rb"^(MSH\|(?:[^|\r\n]*\|){8})([^|\r\n]*)", re.MULTILINE)
+
+
+def rav_messages() -> list[bytes]:
+    return [path.read_bytes() for path in sorted(RAV_MESSAGES.glob("*.hl7"))] + [RAV_REFERRAL.read_bytes()]
+
+
+def stu3_fixture_messages(source: str) -> list[bytes]:
+    """The qualification fixtures of `source` one resource per message, as a sender's system files them (XML,
+    T-dates filled), without the fixtures that are defective themselves (docs/ingest.md)."""
+    from tests.adapters.stu3_fixtures import ggz_fixtures, instantiate, vvt_fixtures
+    paths = vvt_fixtures() if source == "vvt" else ggz_fixtures()
+    return [instantiate(p.read_bytes()) for p in paths
+            if not p.name.startswith("ggz-generalmeasurement-") and not p.name.startswith("ggz-nl-core-patient-")]
+
+
+def vvt_handoffs() -> list[bytes]:
+    """One eOverdracht handoff per qualification scenario: the Task (in progress), its Composition and the resources
+    they refer to, as one STU3 transaction Bundle (JSON)."""
+    from tests.adapters.stu3_fixtures import instantiate, stu3_bundle, vvt_fixtures
+    scenarios = sorted({m[1] for p in vvt_fixtures() if (m := re.search(r"-eov-((?:val|cert)-\d+_\d+b)-", p.name))})
+    handoffs = []
+    for scenario in scenarios:
+        paths = [p for p in vvt_fixtures() if f"-eov-{scenario}-" in p.name and "COMPLETED" not in p.name]
+        bundle = stu3_bundle([instantiate(p.read_bytes()) for p in paths], "transaction")
+        handoffs.append(json.dumps(bundle).encode())
+    return handoffs
+
+
+def unique_message(raw: bytes, suffix: int) -> bytes:
+    """The same message as a new one: HL7v2 another MSH-10, a FHIR JSON Bundle another identifier, a single FHIR
+    XML resource other bytes (a trailing comment, not content)."""
+    if raw.startswith(b"MSH"):
+        return MSH_10.sub(lambda m: m.group(1) + m.group(2) + b"-" + str(suffix).encode(), raw, count=1)
+    if raw.lstrip().startswith(b"{"):
+        message = json.loads(raw)
+        message["identifier"] = {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid.uuid4()}"}
+        return json.dumps(message).encode()
+    return raw + f"\n<!-- {suffix} -->".encode()
+
+
+def adapter_end_to_end(database_url: str, source: str, messages: list[bytes], count: int, threads: int
+                       ) -> tuple[float, dict[str, int]]:
+    from conformance.packages import installed_package_paths
+    services = build_services(Settings(database_url=database_url, base_url="http://bench/fhir",
+                                       package_paths=installed_package_paths(ROOT)))
+    create_ingest_tables(services.store.engine)
+    service = IngestService(services)
+    batch = [unique_message(messages[i % len(messages)], i) for i in range(count)]
+    statuses: dict[str, int] = {}
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        for result in pool.map(lambda raw: service.ingest(source, raw, cli_identity()), batch):
+            statuses[result.record.status] = statuses.get(result.record.status, 0) + 1
+    return count / (time.perf_counter() - start), statuses
+
+
+def adapters(args: argparse.Namespace, server: Any = None) -> None:
+    """RAV, VVT and ggz: translation only, then end to end on SQLite (and on the PostgreSQL `server`), each run
+    on a fresh database."""
+    from gateway.adapters.ggz import translate_ggz
+    from gateway.adapters.vvt import translate_vvt
+    def vvt(raw: bytes) -> object:
+        return translate_vvt(raw, "00000000")
+
+    def ggz(raw: bytes) -> object:
+        return translate_ggz(raw, "00000000")
+
+    runs = [("RAV", "rav", rav_messages(), translate_rav, "HL7v2 ADT/ORU test messages + AZ-IG referral"),
+            ("VVT", "vvt", stu3_fixture_messages("vvt"), vvt,
+             "eOverdracht fixtures, one STU3 XML resource each"),
+            ("VVT", "vvt", vvt_handoffs(), vvt, "eOverdracht handoffs, Task + Composition set as one STU3 "
+                                                          "JSON Bundle"),
+            ("ggz", "ggz", stu3_fixture_messages("ggz"), ggz, "BgGGZ fixtures, one STU3 XML resource each")]
+    for name, _, messages, translate, what in runs:
+        per_second, mb_per_second, average_kb = translation(messages, args.seconds, translate)
+        print(f"| {name} translation only, 1 core ({len(messages)} messages: {what}, avg {average_kb:.1f} KB) | "
+              f"{per_second:.0f} messages/s, {mb_per_second:.2f} MB/s |", flush=True)
+    targets: list[tuple[str, Callable[[str], str]]] = [
+        ("SQLite", lambda name: f"sqlite:///{tempfile.mkdtemp()}/{name}.db")]
+    if server is not None:
+        from tests.pg import fresh_database
+        targets.append(("PostgreSQL", lambda name: fresh_database(server.url, name)))
+    for target, database in targets:
+        for index, (name, source, messages, _, what) in enumerate(runs):
+            rate, statuses = adapter_end_to_end(database(f"bench_{source}_{index}"), source, messages,
+                                                args.adapter_count, args.threads)
+            print(f"| {name} end to end, {target}, nl-core validation, {args.adapter_count} messages ({what}), "
+                  f"{args.threads} threads | {rate:.1f} messages/s "
+                  f"({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}) |", flush=True)
+
+
+def adapters_only(args: argparse.Namespace) -> None:
+    print(f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus, "
+          f"python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}\n")
+    print("| measurement | result |\n|---|---|")
+    server = None
+    if args.pg:
+        from tests.pg import start_temporary_postgres
+        server = start_temporary_postgres()
+    try:
+        adapters(args, server)
+    finally:
+        if server is not None:
+            server.stop()
+        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--pg", action="store_true", help="also against a throw-away PostgreSQL")
+    parser.add_argument("--adapters", action=argparse.BooleanOptionalAction, default=True,
+                        help="also RAV, VVT and ggz")
+    parser.add_argument("--adapters-only", action="store_true", help="only RAV, VVT and ggz")
+    parser.add_argument("--adapter-count", type=int, default=500)
     args = parser.parse_args()
+    if args.adapters_only:
+        adapters_only(args)
+        return
     messages = reference_messages()
     per_second, mb_per_second, average_kb = translation(messages, args.seconds)
     print(f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus, "
@@ -108,6 +233,8 @@ def main() -> None:
             rate, statuses = end_to_end(url, messages, args.count, args.threads)
             print(f"| end to end, {name}, {args.count} messages, {args.threads} threads | {rate:.1f} messages/s "
                   f"({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}) |")
+        if args.adapters:
+            adapters(args, server)
     finally:
         if server is not None:
             server.stop()
@@ -115,3 +242,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+

@@ -25,6 +25,7 @@ from gateway.consent.stage import ConsentStage
 from gateway.fhir import bundles, capability, crud, history, search_handler
 from gateway.fhir import interaction as kinds
 from gateway.fhir.context import Services
+from gateway.fhir.openapi import install_openapi
 from gateway.fhir.pipeline import Pipeline
 from gateway.fhir.profile_validation import ProfileValidation
 from gateway.fhir.routes import FhirEndpoint
@@ -121,11 +122,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app = FastAPI(title="zcc-gateway", version="0.1.0", docs_url="/docs", openapi_url="/openapi.json")
     app.include_router(auth.router)  # before the FHIR catch-all: it serves /fhir/.well-known/...
     app.router.routes.append(Route("/fhir", endpoint.handle, methods=methods))
-    app.router.routes.append(Route("/fhir/{path:path}", endpoint.handle, methods=methods))
+    app.router.routes.append(Route("/fhir/{path:fhirpath}", endpoint.handle, methods=methods))
     register_ingest(app, services)
     register_capacity(app, services)
     add_request_limits(app, settings)  # before AuthStage is added: the limits run inside it, per client
     app.add_middleware(AuthStage, **auth.middleware_options())
+    install_openapi(app, services)  # /openapi.json: FastAPI's routes plus the FHIR paths, from the registry
     app.state.services = services
     return app
 

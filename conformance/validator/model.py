@@ -139,12 +139,22 @@ def _bound(element: dict[str, Any], prefix: str) -> Any:
     return None
 
 
+# Published R4 invariants whose FHIRPath contradicts their own human text, corrected as the HL7 validator does
+# (its `fixExpr`); keyed by key and the exact published expression, so a profile's own wording is left alone.
+INVARIANT_ERRATA: dict[tuple[str, str], str] = {
+    # "If there are more than one enableWhen, enableBehavior must be specified"
+    ("que-12", "enableWhen.count() > 2 implies enableBehavior.exists()"):
+        "enableWhen.count() > 1 implies enableBehavior.exists()",
+}
+
+
 def _constraints(element: dict[str, Any]) -> tuple[Constraint, ...]:
     result = []
     for constraint in element.get("constraint", ()):
         expression = constraint.get("expression")
         if not expression:
             continue
+        expression = INVARIANT_ERRATA.get((constraint.get("key"), expression), expression)
         severity = constraint.get("severity", "error")
         if any(e.get("url") == BEST_PRACTICE_EXT and e.get("valueBoolean") for e in constraint.get("extension", ())):
             severity = "warning"

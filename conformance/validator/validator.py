@@ -11,7 +11,7 @@ from typing import Any
 
 from conformance import fhirjson
 from conformance.packages import PackageSet
-from conformance.validator.checks import bundles
+from conformance.validator.checks import bundles, definitions, resource_rules, signatures
 from conformance.validator.checks.questionnaire import QuestionnaireChecker
 from conformance.validator.issues import Issue, operation_outcome
 from conformance.validator.locations import Locations, json_locations, locate
@@ -27,10 +27,21 @@ class Validator:
         outcome = validator.validate(resource, profiles=["http://nictiz.nl/fhir/StructureDefinition/nl-core-Patient"])
     """
 
-    def __init__(self, packages: PackageSet | None = None, unknown_extensions: str = "error") -> None:
+    def __init__(self, packages: PackageSet | None = None, unknown_extensions: str = "error",
+                 contained: str = "validate", display_issues: str = "warning", vital_signs_by_code: bool = False,
+                 allowed_extension_domains: Sequence[str] = ()) -> None:
         """`unknown_extensions="warning"` reports an extension whose definition is not loaded as a warning (not
         checked) instead of an error, as the HL7 validator's allow-any-extensions option; unknown modifier
-        extensions stay errors."""
+        extensions stay errors. `contained="ignore"` leaves contained resources unchecked (neither validated
+        nor required to be referenced, dom-3), as the HL7 validator's validateContains=IGNORE.
+        `display_issues="error"` reports a display that is not a designation of its code as an error, as the HL7
+        validator does by default; the default here is a warning (its `-display-issues-are-warnings`), because
+        official Nictiz examples carry displays that are not designations in the HL7 CodeSystems.
+        `vital_signs_by_code=True` applies the spec's vital-signs profiles (bodytemp, heartrate, ...) to an
+        Observation whose code is one of theirs, as the HL7 validator does ("SHALL conform"), unless the
+        Observation claims a profile that is loaded; off by default, as the gateway accepts plain Observations.
+        `allowed_extension_domains`: URL prefixes whose extensions are accepted unchecked when their definition is
+        not loaded (Java's `-allowed-extension-domain`)."""
         if packages is None:
             from conformance.typemodel import package_paths_from_environment
 
@@ -38,6 +49,14 @@ class Validator:
         self.packages = packages
         self.registry = ProfileRegistry(packages)
         self.unknown_extensions = unknown_extensions
+        if contained not in ("validate", "ignore"):
+            raise ValueError(f"contained must be 'validate' or 'ignore', not {contained!r}")
+        self.contained = contained
+        if display_issues not in ("warning", "error"):
+            raise ValueError(f"display_issues must be 'warning' or 'error', not {display_issues!r}")
+        self.display_issues = display_issues
+        self.vital_signs_by_code = vital_signs_by_code
+        self.allowed_extension_domains = tuple(allowed_extension_domains)
 
     def add_definitions(self, resources: Iterable[dict[str, Any]]) -> None:
         """Supporting StructureDefinitions, ValueSets and CodeSystems outside the loaded packages."""
@@ -123,7 +142,9 @@ class Validator:
 
     def _walker(self, sink: list[Issue]) -> Walker:
         return Walker(self.registry, sink, lambda *args: self._nested(sink, *args), self.conforms,
-                      self.unknown_extensions)
+                      self.unknown_extensions, skip_invariants=_CONTAINED_INVARIANTS if self.contained == "ignore"
+                      else frozenset(), display_severity=self.display_issues,
+                      allowed_extension_domains=self.allowed_extension_domains)
 
     def _validate_top(self, resource: dict[str, Any], profiles: Sequence[str], issues: list[Issue]) -> None:
         resource_type = resource.get("resourceType")
@@ -147,6 +168,8 @@ class Validator:
         for issue in found:
             if issue.code == "required":
                 continue  # cardinality is reported by the profile walk, with the profile's numbers
+            if self.contained == "ignore" and ".contained[" in issue.expression:
+                continue
             issues.append(Issue(issue.severity, issue.code, issue.message, _rebase(issue.expression, expression)))
 
     def _scope(self, resource: dict[str, Any], expression: str, root: dict[str, Any],
@@ -165,7 +188,8 @@ class Validator:
                 return bundle.resolve(reference)
             return None
 
-        return ResourceScope(resource, expression, root, resolve, bundle.kind if bundle else None, contained)
+        return ResourceScope(resource, expression, root, resolve, bundle.kind if bundle else None, contained,
+                             reference_problem=bundle.problem if bundle else None)
 
     def _validate_resource(self, resource: dict[str, Any], scope: ResourceScope, profiles: list[str],
                            issues: list[Issue], is_base: bool) -> None:
@@ -178,6 +202,14 @@ class Validator:
                 walker.walk_resource(resource, base, scope, is_base=True)
             claimed = resource.get("meta", {}).get("profile", []) if isinstance(resource.get("meta"), dict) else []
             wanted.extend(p for p in claimed if isinstance(p, str))
+            if resource_type == "Observation" and self.vital_signs_by_code \
+                    and not any(self.registry.profile(url) for url in wanted):
+                # the spec's vital-signs profiles, unless the resource claims a profile that is loaded: that is
+                # its statement of conformance (Nictiz models its vital signs beside, not on, the HL7 ones)
+                vital = resource_rules.vital_signs_profile(resource)
+                if vital is not None and vital[0] not in wanted:
+                    issues.append(Issue("information", "informational", vital[1], scope.expression))
+                    wanted.append(vital[0])
         for url in profiles:
             if url not in wanted:
                 wanted.append(url)
@@ -199,9 +231,33 @@ class Validator:
             walker.walk_resource(resource, compiled, scope, is_base=False)
         if is_base and resource_type == "QuestionnaireResponse":
             self._questionnaire_response(resource, scope, issues)
+        if is_base:
+            self._resource_rules(resource, resource_type, scope, issues)
         if is_base and resource_type == "Bundle":
             bundles.check_entries(resource, scope.expression,
                                   lambda s, c, m, e: issues.append(Issue(s, c, m, e)))
+
+    def _resource_rules(self, resource: dict[str, Any], resource_type: str, scope: ResourceScope,
+                        issues: list[Issue]) -> None:
+        def report(severity: str, code: str, message: str, expression: str) -> None:
+            issues.append(Issue(severity, code, message, expression))
+
+        if resource_type == "MeasureReport" and isinstance(resource.get("measure"), str):
+            measure = self.registry.resource(resource["measure"])
+            if measure is not None and measure.get("resourceType") == "Measure":
+                resource_rules.check_measure_report(resource, measure, scope.expression, report)
+        elif resource_type == "Bundle":
+            signatures.check_bundle_signature(resource, scope.expression, report)
+        elif resource_type == "StructureDefinition":
+            base_url = resource.get("baseDefinition")
+            base_profile = self.registry.profile(base_url) if isinstance(base_url, str) else None
+            definitions.check_structure_definition(resource, base_profile, self.registry.base, scope.expression,
+                                                   report)
+        elif resource_type == "SearchParameter":
+            derived_from = resource.get("derivedFrom")
+            parent = self.registry.resource(derived_from) if isinstance(derived_from, str) else None
+            resource_rules.check_search_parameter(resource, parent, self.registry.resource_types,
+                                                  scope.expression, report)
 
     def _questionnaire_response(self, response: dict[str, Any], scope: ResourceScope, issues: list[Issue]) -> None:
         canonical = response.get("questionnaire")
@@ -229,6 +285,8 @@ class Validator:
             return
         parent = scope.resource
         if expression.startswith(scope.expression + ".contained["):
+            if self.contained == "ignore":
+                return
             nested_scope = self._scope(resource, expression, scope.root, None, container=parent)
             nested_scope.resolve_reference = _chain(nested_scope.resolve_reference, scope.resolve_reference)
         elif parent.get("resourceType") == "Bundle":
@@ -240,7 +298,45 @@ class Validator:
             nested_scope = self._scope(resource, expression, resource, None)
             nested_scope.resolve_reference = _chain(nested_scope.resolve_reference, scope.resolve_reference)
             nested_scope.in_bundle_kind = scope.in_bundle_kind
+            nested_scope.reference_problem = scope.reference_problem
+        if len(profiles) > 1:
+            self._validate_resource(resource, nested_scope, [], issues, is_base)
+            self._validate_any_of(resource, nested_scope, profiles, issues)
+            return
         self._validate_resource(resource, nested_scope, profiles, issues, is_base)
+
+    def _validate_any_of(self, resource: dict[str, Any], scope: ResourceScope, profiles: list[str],
+                         issues: list[Issue]) -> None:
+        """Several profiles on a type are alternatives: the resource must conform to one of them. A profile that
+        cannot be used leaves the question open (a warning), as it might have matched."""
+        attempts: list[list[Issue]] = []
+        unusable: list[str] = []
+        evaluated = set(scope.evaluated)
+        for url in profiles:
+            if self.registry.profile(url) is None:
+                unusable.append(url)
+                continue
+            sink: list[Issue] = []
+            scope.evaluated = set(evaluated)
+            self._validate_resource(resource, scope, [url], sink, is_base=False)
+            if not any(issue.is_error for issue in sink):
+                issues.extend(sink)
+                return
+            attempts.append(sink)
+        if unusable:
+            usable = " or ".join(p for p in profiles if p not in unusable) or "any usable profile"
+            issues.append(Issue("warning", "not-found",
+                                f"The resource does not conform to {usable}, and could not be checked against "
+                                f"{' or '.join(unusable)}", scope.expression))
+            return
+        issues.append(Issue("error", "structure",
+                            f"The resource does not conform to any of the profiles {', '.join(profiles)}",
+                            scope.expression))
+        for sink in attempts:
+            issues.extend(sink)
+
+
+_CONTAINED_INVARIANTS = frozenset({"dom-3"})  # contained resources are referenced: not checked when ignored
 
 
 def _chain(first: Any, second: Any) -> Any:

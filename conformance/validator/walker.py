@@ -10,7 +10,7 @@ Cheap checks run first; FHIRPath invariants last.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conformance.fhirpath import Environment, FhirPathError, compile_expression
@@ -51,11 +51,18 @@ class ResourceScope:
     # invariants already evaluated here (a profile repeats its base's constraints): (location, key, expression)
     evaluated: set[tuple[str, str, str]] = field(default_factory=set)
     own_bundle_index: Any = None  # when this resource is a Bundle: its entries by fullUrl (built once)
+    # why a reference into the surrounding Bundle is ambiguous or names a missing version (None: fine)
+    reference_problem: Callable[[str], tuple[str, str] | None] | None = None
 
 
 class Walker:
     def __init__(self, registry: ProfileRegistry, sink: list[Issue], validate_nested: Callable[..., None],
-                 conforms: Callable[[Any, str], bool], unknown_extensions: str = "error") -> None:
+                 conforms: Callable[[Any, str], bool], unknown_extensions: str = "error",
+                 skip_invariants: frozenset[str] = frozenset(), display_severity: str = "warning",
+                 allowed_extension_domains: tuple[str, ...] = ()) -> None:
+        self.allowed_extension_domains = allowed_extension_domains
+        self.skip_invariants = skip_invariants
+        self.display_severity = display_severity
         self.registry = registry
         self.unknown_extensions = unknown_extensions  # severity for extensions whose definition is not loaded
         self.issues = sink
@@ -230,7 +237,8 @@ class Walker:
             check_attachment_size(value, lambda s, c, m: self.report(s, c, m, item.expression, profile))
         if type_code in _CODED_TYPES and is_base:
             bindings.check_coding_known(value, self.registry.terminology,
-                                        lambda s, c, m: self.report(s, c, m, item.expression, profile))
+                                        lambda s, c, m: self.report(s, c, m, item.expression, profile),
+                                        self.display_severity)
         if node.children:
             self.walk_object(value, node, profile, scope, item.expression, is_base)
             if type_ref is not None and type_ref.profiles:
@@ -283,7 +291,12 @@ class Walker:
             self._check_range(value, node, expression, profile)
         type_code = item.type_code or (node.types[0].code if len(node.types) == 1 else None)
         if node.binding is not None and type_code is not None and value is not None:
-            bindings.check_binding(value, type_code, node.binding, self.registry.terminology,
+            binding = node.binding
+            if type_code == "Quantity" and binding.strength == "required" and len(node.types) > 1:
+                # a unit binding on an open choice (vital signs' component.value[x]) is taken as extensible by
+                # the HL7 validator: the other types it allows carry no unit
+                binding = replace(binding, strength="extensible")
+            bindings.check_binding(value, type_code, binding, self.registry.terminology,
                                    lambda s, c, m: self.report(s, c, m, expression, profile, "binding"))
         if node.constraints:
             self.check_invariants(item, node, profile, scope, type_code)
@@ -300,7 +313,7 @@ class Walker:
         focus: Any = None
         environment: Environment | None = None
         for constraint in node.constraints:
-            if constraint.key in _NATIVE_INVARIANTS:
+            if constraint.key in _NATIVE_INVARIANTS or constraint.key in self.skip_invariants:
                 continue
             done = (item.expression, constraint.key, constraint.expression)
             if done in scope.evaluated:
@@ -368,6 +381,13 @@ class Walker:
 
     def check_reference(self, value: dict[str, Any], type_ref: TypeRef | None, expression: str,
                         profile: CompiledProfile, scope: ResourceScope) -> None:
+        reference = value.get("reference")
+        if scope.reference_problem is not None and isinstance(reference, str):
+            problem = scope.reference_problem(reference)
+            if problem is not None:
+                self.report(problem[0], "invalid", problem[1], expression, profile, "reference")
+                if problem[0] == "error":
+                    return
         target = references.check_reference(
             value, type_ref, self.registry.resource_types, scope.resolve_reference, self.registry.profile_type,
             lambda s, c, m: self.report(s, c, m, expression, profile, "reference"),
@@ -391,6 +411,10 @@ class Walker:
         if definition is None:
             if "://" not in url:
                 return  # a relative url names a nested extension inside a complex one, checked by its parent
+            if any(url.startswith(domain) for domain in self.allowed_extension_domains):
+                self.report("information", "informational", f"The extension {url} is in an allowed domain; its "
+                            "definition is not loaded, so it is not checked", expression, None, "extension")
+                return
             if url.startswith("http://hl7.org/fhir/"):
                 # HL7's own extensions live in packages not loaded here (extensions pack, other versions)
                 self.report("warning", "not-found", f"The extension {url} is not available here, so it is not checked",
@@ -404,6 +428,12 @@ class Walker:
                         f"The extension {url} could not be found so is not allowed here", expression, None,
                         "extension")
             return
+        as_modifier = _is_modifier(expression)
+        if definition.root.is_modifier != as_modifier:
+            used, really = ("a modifierExtension", "a regular extension") if as_modifier else \
+                ("an extension", "a modifierExtension")
+            self.report("error", "structure", f"The Extension '{url}' must not be used as {used} (it's {really})",
+                        expression, definition, "extension-modifier")
         if not _context_allows(definition, expression, scope, self.registry.resource_types):
             self.report("error", "structure",
                         f"The extension {url} is not allowed to be used at this point (allowed = "

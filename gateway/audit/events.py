@@ -33,6 +33,18 @@ class Actor:
 
 
 @dataclass(frozen=True)
+class EntryAccess:
+    """A Bundle entry folded into its transaction's or batch's AuditEvent."""
+
+    kind: str
+    method: str
+    path: str
+    query: str = ""
+    status: int = 200
+    diagnostics: str = ""
+
+
+@dataclass(frozen=True)
 class Access:
     """One interaction as the audit sees it."""
 
@@ -47,6 +59,7 @@ class Access:
     resources: Sequence[str] = ()  # references of what was disclosed or written
     decision_id: str | None = None
     btg_reason: str | None = None
+    entries: Sequence[EntryAccess] = ()  # transaction/batch: the entries folded into this one event
 
 
 @dataclass(frozen=True)
@@ -81,13 +94,19 @@ def balp_kind(access: Access) -> str:
 
 
 def interaction_event(access: Access, actor: Actor, recorded: str, event_id: str, site: str) -> dict[str, Any]:
+    """The interaction's AuditEvent. For a transaction or batch: `subtype` also lists the entries' interactions,
+    `entity` every patient and resource of every entry (written ones as `Type/id/_history/n`) and the query of
+    each search entry, and the `interaction` entity one `entry` detail per entry ("METHOD path -> status")."""
     kind = balp_kind(access)
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": event_id,
         "meta": {"profile": [codes.balp_profile(kind)]} if codes.balp_profile(kind) else {},
         "type": codes.REST_TYPE,
-        "subtype": [{"system": codes.RESTFUL_INTERACTION, "code": access.kind}],
+        "subtype": [
+            {"system": codes.RESTFUL_INTERACTION, "code": code}
+            for code in dict.fromkeys([access.kind, *(entry.kind for entry in access.entries)])
+        ],
         "action": codes.ACTIONS.get(access.kind, "E"),
         "recorded": recorded,
         "outcome": outcome_code(access.status),
@@ -102,8 +121,9 @@ def interaction_event(access: Access, actor: Actor, recorded: str, event_id: str
         event["purposeOfEvent"] = [_purpose(actor.purpose_of_use)]
     entities = [patient_entity(patient) for patient in access.patients]
     entities += [_data_entity(reference) for reference in access.resources]
-    if access.kind.startswith(("search", "history")) or access.kind == "operation":
-        entities.append(_query_entity(access))
+    if _is_query(access.kind):
+        entities.append(_query_entity(access.path, access.query))
+    entities += [_query_entity(entry.path, entry.query) for entry in access.entries if _is_query(entry.kind)]
     entities.append(_context_entity(access))
     event["entity"] = entities
     return event
@@ -219,8 +239,12 @@ def _consent_entity(reference: str) -> dict[str, Any]:
     return {"what": {"reference": reference}, "type": codes.ENTITY_SYSTEM_OBJECT, "role": codes.ROLE_SECURITY_RESOURCE}
 
 
-def _query_entity(access: Access) -> dict[str, Any]:
-    raw = f"{access.path}?{access.query}" if access.query else access.path
+def _is_query(kind: str) -> bool:
+    return kind.startswith(("search", "history")) or kind == "operation"
+
+
+def _query_entity(path: str, query: str) -> dict[str, Any]:
+    raw = f"{path}?{query}" if query else path
     return {
         "type": codes.ENTITY_SYSTEM_OBJECT,
         "role": codes.ROLE_QUERY,
@@ -234,6 +258,9 @@ def _context_entity(access: Access) -> dict[str, Any]:
         details.append({"type": "decision-id", "valueString": access.decision_id})
     if access.btg_reason:
         details.append({"type": "btg-reason", "valueString": access.btg_reason})
+    for entry in access.entries:
+        outcome = f"{entry.status} {entry.diagnostics}" if entry.diagnostics else str(entry.status)
+        details.append({"type": "entry", "valueString": f"{entry.method} {entry.path or '/'} -> {outcome}"})
     return {"type": codes.ENTITY_SYSTEM_OBJECT, "role": codes.ROLE_JOB, "name": "interaction", "detail": details}
 
 

@@ -33,6 +33,17 @@ def canonicalize(value: Any) -> bytes:
     return canonicalize_reference(value)
 
 
+def canonicalize_built(value: Any) -> bytes:
+    """JCS of a value that is JSON-plain by construction — strings, booleans, null, lists and objects with ASCII
+    member names, no numbers — such as the AuditEvents gateway.audit.events builds: orjson's sorted compact form
+    without the plain-value walk (which cost 5x the serialisation on a 200-entity event). The caller vouches for
+    the shape; a lone surrogate still falls back to the reference path (which rejects it)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return canonicalize_reference(value)
+
+
 def canonicalize_reference(value: Any) -> bytes:
     """The rules above written out one by one (the fast path must always agree with this)."""
     parts: list[str] = []

@@ -7,20 +7,29 @@ several gateway instances on one PostgreSQL database share one chain: appends qu
 order equals chain order, and a rolled-back transaction leaves no link behind (only a gap in `seq`).
 The row is created on first use with INSERT ... ON CONFLICT DO NOTHING, so two instances starting on an empty
 database do not race.
+
+An append is four statements whatever the number of events (read + lock the head with the next `seq` values;
+one executemany of the events; one of their patients; move the head), run on the DB-API cursor of the
+connection with SQL text written once (the driver caches the prepared statement): through SQLAlchemy's
+execution machinery the same append cost ~4x more. Appends that do not join a data transaction (reads,
+searches, refusals) run in a write transaction of their own on a long-lived per-thread writer connection
+(SQLite; on PostgreSQL a pooled connection per append, so the server's connection limit stays the pool's).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from gateway.audit.chain import GENESIS, BrokenLink, ChainRow, Verification, link_hash, verify_chain
 from gateway.audit.checkpoints import Checkpoint, SignatureCheck, Signer, checkpoint_problem, make_checkpoint
-from gateway.audit.jcs import canonicalize
+from gateway.audit.jcs import canonicalize, canonicalize_built
 from gateway.audit.schema import (
     audit_chain_head,
     audit_checkpoint,
@@ -30,12 +39,55 @@ from gateway.audit.schema import (
 )
 
 _HEAD_ID = 1
-# Statements built once (ingestion appends dozens of events per message; building them per call cost ~40 %).
 _HEAD = select(audit_chain_head).where(audit_chain_head.c.id == _HEAD_ID)
 _LOCK_HEAD = _HEAD.with_for_update()
-_INSERT_EVENT = insert(audit_event).returning(audit_event.c.seq)
-_INSERT_PATIENT = insert(audit_event_patient)
-_MOVE_HEAD = update(audit_chain_head).where(audit_chain_head.c.id == _HEAD_ID)
+
+
+@dataclass(frozen=True)
+class _Sql:
+    """The append statements in one dialect's DB-API parameter style."""
+
+    head: str  # last_seq, last_hash, count, highest seq in use (SQLite) / nothing (PostgreSQL: a sequence)
+    next_seqs: str | None  # PostgreSQL: n values of the seq column's sequence
+    create_head: str
+    insert_event: str
+    insert_patient: str
+    move_head: str
+    insert_review: str
+    insert_checkpoint: str
+
+
+def _sql(mark: str, postgresql: bool) -> _Sql:
+    def marks(n: int) -> str:
+        return ", ".join([mark] * n)
+
+    return _Sql(
+        head=(
+            "SELECT last_seq, last_hash, count, NULL FROM audit_chain_head WHERE id = 1 FOR UPDATE"
+            if postgresql
+            else "SELECT h.last_seq, h.last_hash, h.count, (SELECT max(seq) FROM audit_event) "
+            "FROM audit_chain_head h WHERE h.id = 1"
+        ),
+        next_seqs=(
+            f"SELECT nextval(pg_get_serial_sequence('audit_event', 'seq')) FROM generate_series(1, {mark})"
+            if postgresql
+            else None
+        ),
+        create_head="INSERT INTO audit_chain_head (id, last_seq, last_hash, count) "
+        f"VALUES (1, 0, '{GENESIS}', 0) ON CONFLICT (id) DO NOTHING",
+        insert_event="INSERT INTO audit_event (seq, event_id, recorded, kind, outcome, client_id, body, prev_hash, "
+        f"hash) VALUES ({marks(9)})",
+        insert_patient=f"INSERT INTO audit_event_patient (seq, patient) VALUES ({marks(2)})",
+        move_head=f"UPDATE audit_chain_head SET last_seq = {mark}, last_hash = {mark}, count = {mark} WHERE id = 1",
+        insert_review="INSERT INTO audit_review (event_id, patient, client_id, user_id, reason, opened, expires, "
+        f"status) VALUES ({marks(7)}, 'open')",
+        insert_checkpoint="INSERT INTO audit_checkpoint (upto_seq, count, hash, recorded, key_id, payload, "
+        f"signature) VALUES ({marks(7)})",
+    )
+
+
+_SQLITE = _sql("?", postgresql=False)
+_POSTGRESQL = _sql("%s", postgresql=True)
 
 
 class AuditWriteError(RuntimeError):
@@ -69,6 +121,7 @@ class Pending:
     patients: tuple[str, ...] = ()
     client_id: str | None = None
     recorded: str | None = None
+    built: bool = False  # made by gateway.audit.events (JCS-safe by construction: no plain-value walk needed)
 
 
 @dataclass(frozen=True)
@@ -89,6 +142,7 @@ class AuditPage:
 class AuditLog:
     def __init__(self, checkpoints: CheckpointRule | None = None) -> None:
         self.checkpoint_rule = checkpoints
+        self._writers = threading.local()  # this thread's SQLite writer connection per engine
 
     def append(
         self,
@@ -103,45 +157,122 @@ class AuditLog:
         already one (events handed in by administrative clients)."""
         return self.append_all(connection, [Pending(event, kind, tuple(patients), client_id, recorded)])[0]
 
-    def append_all(self, connection: Connection, pending: Sequence[Pending]) -> list[Appended]:
-        """Append several events (one interaction's) under one lock of the head and one update of it."""
+    def append_all(
+        self, target: Connection | Engine, pending: Sequence[Pending], reviews: Sequence[ReviewItem] = ()
+    ) -> list[Appended]:
+        """Append several events (one interaction's) under one lock of the head and one update of it, plus the
+        break-the-glass review items they open. On a Connection: in the caller's transaction (it commits or
+        rolls back with the data). On an Engine: in a write transaction of its own, committed before this
+        returns. Any failure is an AuditWriteError (the caller must not answer with data)."""
+        if isinstance(target, Engine):
+            return self._append_alone(target, pending, reviews)
+        dialect = target.dialect
         try:
-            return self._append_all(connection, pending)
+            cursor = target.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                return self._append_rows(cursor, dialect.name == "postgresql", pending, reviews)
+            finally:
+                cursor.close()
         except AuditWriteError:
             raise
         except Exception as problem:  # any driver/serialisation failure: fail closed
-            raise AuditWriteError(f"audit event could not be written ({type(problem).__name__})") from problem
+            raise _write_error(problem) from _wrapped(problem, dialect)
 
-    def _append_all(self, connection: Connection, pending: Sequence[Pending]) -> list[Appended]:
-        head = locked_head(connection)
-        digest, count, seq = head.last_hash, head.count, head.last_seq
-        appended = []
+    def _append_alone(
+        self, engine: Engine, pending: Sequence[Pending], reviews: Sequence[ReviewItem]
+    ) -> list[Appended]:
+        dialect = engine.dialect
+        postgresql = dialect.name == "postgresql"
+        # PostgreSQL: a pooled connection per append; SQLite in memory: the pool's (another connection would be
+        # another database); SQLite on disk: this thread's own writer
+        pooled = postgresql or engine.url.database in (None, "", ":memory:")
+        raw = None
+        try:
+            raw = engine.raw_connection() if pooled else self._writer(engine)
+            dbapi = raw.dbapi_connection
+            cursor = dbapi.cursor()
+            try:
+                if not postgresql:
+                    cursor.execute("BEGIN IMMEDIATE")  # the write lock up front (see gateway.store.engine)
+                appended = self._append_rows(cursor, postgresql, pending, reviews)
+                dbapi.commit()
+                return appended
+            except BaseException:
+                _rollback(dbapi)
+                raise
+            finally:
+                cursor.close()
+        except AuditWriteError:
+            raise
+        except Exception as problem:
+            if raw is not None and not pooled:
+                self._drop_writer(engine)  # a fresh connection next time, whatever state this one is in
+            raise _write_error(problem) from _wrapped(problem, dialect)
+        finally:
+            if pooled and raw is not None:
+                raw.close()  # back to the pool
+
+    def _writer(self, engine: Engine) -> Any:
+        writers: dict[Engine, Any] = self._writers.__dict__.setdefault("by_engine", {})
+        raw = writers.get(engine)
+        if raw is None:
+            raw = engine.raw_connection()  # configured by the engine's connect hooks (WAL, busy timeout, ...)
+            raw.detach()  # this thread keeps it: it does not hold one of the pool's slots
+            writers[engine] = raw
+        return raw
+
+    def _drop_writer(self, engine: Engine) -> None:
+        raw = self._writers.__dict__.get("by_engine", {}).pop(engine, None)
+        if raw is not None:
+            try:
+                raw.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+
+    def _append_rows(
+        self, cursor: Any, postgresql: bool, pending: Sequence[Pending], reviews: Sequence[ReviewItem]
+    ) -> list[Appended]:
+        sql = _POSTGRESQL if postgresql else _SQLITE
+        cursor.execute(sql.head)
+        head = cursor.fetchone()
+        if head is None:
+            cursor.execute(sql.create_head)
+            cursor.execute(sql.head)
+            head = cursor.fetchone()
+        last_seq, digest, count, highest = head
+        if not pending:
+            return []
+        if sql.next_seqs is not None:
+            cursor.execute(sql.next_seqs, (len(pending),))
+            seqs = sorted(int(row[0]) for row in cursor.fetchall())
+        else:  # SQLite: the write lock is held, so the next numbers are ours
+            start = max(int(last_seq), int(highest or 0))
+            seqs = list(range(start + 1, start + 1 + len(pending)))
         rule = self.checkpoint_rule
-        for item in pending:
+        rows, patients, appended, checkpoints = [], [], [], []
+        for item, seq in zip(pending, seqs, strict=True):
             event = item.event
-            body = canonicalize(event)
+            body = canonicalize_built(event) if item.built else canonicalize(event)
             prev_hash, digest = digest, link_hash(digest, body)
-            row = {
-                "event_id": str(event["id"]),
-                "recorded": item.recorded or str(event["recorded"]),
-                "kind": item.kind,
-                "outcome": str(event.get("outcome", "")),
-                "client_id": item.client_id,
-                "body": body,
-                "prev_hash": prev_hash,
-                "hash": digest,
-            }
-            seq = connection.execute(_INSERT_EVENT, row).scalar_one()
-            unique = sorted(set(item.patients))
-            if unique:
-                connection.execute(_INSERT_PATIENT, [{"seq": seq, "patient": p} for p in unique])
+            recorded = item.recorded or str(event["recorded"])
+            rows.append((seq, str(event["id"]), recorded, item.kind, str(event.get("outcome", "")), item.client_id,
+                         body, prev_hash, digest))
+            patients.extend((seq, patient) for patient in sorted(set(item.patients)))
             count += 1
             if rule is not None and rule.every > 0 and count % rule.every == 0:
-                store_checkpoint(connection, make_checkpoint(seq, count, digest, row["recorded"], rule.key_id,
-                                                             rule.sign))
+                checkpoints.append(make_checkpoint(seq, count, digest, recorded, rule.key_id, rule.sign))
             appended.append(Appended(seq, str(event["id"]), digest))
-        if appended:
-            connection.execute(_MOVE_HEAD, {"last_seq": seq, "last_hash": digest, "count": count})
+        cursor.executemany(sql.insert_event, rows)
+        if patients:
+            cursor.executemany(sql.insert_patient, patients)
+        cursor.execute(sql.move_head, (seqs[-1], digest, count))
+        for made in checkpoints:
+            cursor.execute(sql.insert_checkpoint, (made.upto_seq, made.count, made.hash, made.recorded, made.key_id,
+                                                   made.payload, made.signature))
+        if reviews:
+            cursor.executemany(sql.insert_review, [
+                (r.event_id, r.patient, r.client_id, r.user_id, r.reason, r.opened, r.expires) for r in reviews
+            ])
         return appended
 
     # -- break-the-glass review queue ------------------------------------------------------------------------
@@ -267,6 +398,25 @@ class AuditLog:
             if problem:
                 return Verification(result.count, result.last_hash, BrokenLink(checkpoint.upto_seq, None, problem))
         return result
+
+
+def _rollback(dbapi: Any) -> None:
+    try:
+        dbapi.rollback()
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        pass
+
+
+def _wrapped(problem: Exception, dialect: Any) -> BaseException:
+    """A raw driver error as SQLAlchemy's wrapper (what gateway.store.availability classifies: 503 or 500)."""
+    dbapi = getattr(dialect, "loaded_dbapi", None)
+    if dbapi is not None and isinstance(problem, dbapi.Error):
+        return DBAPIError.instance(None, None, problem, dbapi.Error)
+    return problem
+
+
+def _write_error(problem: Exception) -> AuditWriteError:
+    return AuditWriteError(f"audit event could not be written ({type(problem).__name__})")
 
 
 def _purge_anchor(checkpoints: list[Checkpoint], start_hash: str, first_seq: int | None) -> Checkpoint | None:

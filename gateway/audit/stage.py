@@ -3,11 +3,18 @@ event per distinct consent decision, written in the data's transaction or before
 
 - create/update/delete outside a transaction run inside one write transaction opened here, so the data change
   and its audit commit together;
-- entries of a transaction are audited on the transaction's connection (a rollback removes both; the outer
-  transaction interaction then records the failure);
-- reads, searches, operations and batches are audited in their own transaction after the handler and
+- a transaction Bundle (also every ingested message) is one interaction (IHE BALP): its write transaction is
+  opened here, its entries run on it and are folded into one AuditEvent whose `entity` lists every patient and
+  every resource created, updated, deleted or disclosed (plus the query of each search entry), appended on the
+  same connection just before the commit — a rollback removes data and event together, and a failed
+  transaction is then recorded on its own with the failure;
+- a batch is one interaction too: its read-type entries (reads, searches, operations) are folded into the
+  batch's AuditEvent, written before the response leaves; its write entries commit one by one with their own
+  event (a batch entry's write stands alone, and a write is never committed without its audit);
+- reads, searches, operations and refusals are audited in their own transaction after the handler and
   before the response is returned;
-- if the audit cannot be written the client gets a 500 OperationOutcome instead of the data (fail closed).
+- if the audit cannot be written the client gets a 500 (or a 503 when the database is unavailable)
+  OperationOutcome instead of the data (fail closed).
 
 Place it after authentication and before (outside) the consent stage, whose decisions it reads from
 `RequestScope.state["consent.records"]` (duck-typed, so the audit does not import the consent package).
@@ -16,14 +23,23 @@ Place it after authentication and before (outside) the consent stage, whose deci
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
-from gateway.audit.events import Access, Actor, DecisionFacts, balp_kind, consent_event, interaction_event
+from gateway.audit.events import (
+    Access,
+    Actor,
+    DecisionFacts,
+    EntryAccess,
+    balp_kind,
+    consent_event,
+    interaction_event,
+)
 from gateway.audit.log import AuditLog, AuditWriteError, Pending, ReviewItem
 from gateway.fhir import interaction as kinds
 from gateway.fhir.context import RequestScope
@@ -33,7 +49,19 @@ from gateway.fhir.pipeline import Handler
 from gateway.store.availability import RETRY_AFTER_SECONDS, unavailable_reason
 
 WRITE_KINDS = frozenset({kinds.CREATE, kinds.UPDATE, kinds.DELETE})
+BUNDLE_KINDS = frozenset({kinds.TRANSACTION, kinds.BATCH})
 CONSENT_RECORDS = "consent.records"
+FOLDED = "audit.folded"  # the entries of the transaction/batch being audited (list[_Entry])
+
+
+@dataclass
+class _Entry:
+    """A Bundle entry, run and folded into its Bundle's AuditEvent."""
+
+    it: Interaction
+    status: int
+    diagnostics: str = ""
+    result: Result | None = None
 
 
 class AuditStage:
@@ -50,42 +78,79 @@ class AuditStage:
         self.btg_time_box = btg_time_box
 
     def __call__(self, scope: RequestScope, it: Interaction, next_handler: Handler) -> Result:
+        folded: list[_Entry] | None = scope.state.get(FOLDED)
+        if folded is not None and it.kind not in BUNDLE_KINDS:
+            if scope.connection is not None or it.kind not in WRITE_KINDS:  # a transaction entry, a batch read
+                return self._fold(folded, scope, it, next_handler)
         if scope.connection is not None:  # inside a transaction: the audit commits or rolls back with it
             result = next_handler(scope, it)
             self._record_or_fail(scope.connection, scope, it, result.status, "")
             return result
-        if it.kind in WRITE_KINDS:
+        if it.kind in WRITE_KINDS or it.kind == kinds.TRANSACTION:
             return self._write(scope, it, next_handler)
+        entries = self._open_fold(scope, it)
         try:
             result = next_handler(scope, it)
         except FhirError as error:
-            self._record_alone(scope, it, error.status, error.issues[0].diagnostics)
+            self._record_alone(scope, it, error.status, error.issues[0].diagnostics, entries)
             raise
         except Exception:
-            self._record_alone(scope, it, 500, "internal error")
+            self._record_alone(scope, it, 500, "internal error", entries)
             raise
-        self._record_alone(scope, it, result.status, "")
+        finally:
+            self._close_fold(scope, it)
+        self._record_alone(scope, it, result.status, "", entries)
         return result
 
     def _write(self, scope: RequestScope, it: Interaction, next_handler: Handler) -> Result:
+        """A write, or a whole transaction: the handler runs on the write transaction opened here and the
+        audit is appended on it before the commit."""
+        entries = self._open_fold(scope, it)
         try:
             with scope.services.store.write() as connection:
                 result = next_handler(scope.child(connection), it)
-                self.record(connection, scope, it, result.status, "", result)
+                self.record(connection, scope, it, result.status, "", result, entries)
             return result
         except AuditWriteError as error:
             raise _fail_closed(error) from None
-        except FhirError as error:
-            self._record_alone(scope, it, error.status, error.issues[0].diagnostics)
+        except FhirError as error:  # rolled back: record the refusal (and what the entries decided) on its own
+            self._record_alone(scope, it, error.status, error.issues[0].diagnostics, entries)
             raise
         except Exception:
-            self._record_alone(scope, it, 500, "internal error")
+            self._record_alone(scope, it, 500, "internal error", entries)
             raise
+        finally:
+            self._close_fold(scope, it)
 
-    def _record_alone(self, scope: RequestScope, it: Interaction, status: int, diagnostics: str) -> None:
+    def _open_fold(self, scope: RequestScope, it: Interaction) -> list[_Entry] | None:
+        if it.kind not in BUNDLE_KINDS:
+            return None
+        entries: list[_Entry] = []
+        scope.state[FOLDED] = entries
+        return entries
+
+    def _close_fold(self, scope: RequestScope, it: Interaction) -> None:
+        if it.kind in BUNDLE_KINDS:
+            scope.state.pop(FOLDED, None)
+
+    def _fold(self, folded: list[_Entry], scope: RequestScope, it: Interaction, next_handler: Handler) -> Result:
         try:
-            with scope.services.store.write() as connection:
-                self.record(connection, scope, it, status, diagnostics)
+            result = next_handler(scope, it)
+        except FhirError as error:
+            folded.append(_Entry(it, error.status, error.issues[0].diagnostics))
+            raise
+        except Exception:
+            folded.append(_Entry(it, 500, "internal error"))
+            raise
+        folded.append(_Entry(it, result.status, "", result))
+        return result
+
+    def _record_alone(
+        self, scope: RequestScope, it: Interaction, status: int, diagnostics: str, entries: list[_Entry] | None = None
+    ) -> None:
+        """In a write transaction of its own (on this thread's audit writer), committed before returning."""
+        try:
+            self.record(scope.services.store.engine, scope, it, status, diagnostics, None, entries)
         except AuditWriteError as error:
             raise _fail_closed(error) from None
 
@@ -101,39 +166,48 @@ class AuditStage:
 
     def record(
         self,
-        connection: Connection,
+        target: Connection | Engine,
         scope: RequestScope,
         it: Interaction,
         status: int,
         diagnostics: str,
         result: Result | None = None,
+        entries: Iterable[_Entry] | None = None,
     ) -> None:
-        consent = (scope.state.get(CONSENT_RECORDS) or {}).get(id(it))
+        """Append the interaction's AuditEvent and its AuthZconsent events on `target` (a Connection: in its
+        transaction; the Engine: in a transaction of their own). Raises AuditWriteError when it cannot."""
+        records = scope.state.get(CONSENT_RECORDS) or {}
+        consent = records.get(id(it))
+        folded = list(entries or ())
         actor = _actor(scope.identity, it, consent)
         access = self._access(it, status, diagnostics, consent, result)
+        if folded:
+            access = _with_entries(access, [
+                (entry, self._access(entry.it, entry.status, entry.diagnostics, records.get(id(entry.it)),
+                                     entry.result)) for entry in folded
+            ])
         recorded = self.clock().isoformat(timespec="microseconds")
         event = interaction_event(access, actor, recorded, str(uuid4()), self.site)
-        pending = [Pending(event, balp_kind(access), tuple(access.patients), actor.client_id)]
+        pending = [Pending(event, balp_kind(access), tuple(access.patients), actor.client_id, built=True)]
         reviews = []
-        for decision in _grouped_decisions(consent):
+        consents = [consent] + [records.get(id(entry.it)) for entry in folded]
+        for decision in _grouped_decisions(consents):
             decision_event = consent_event(decision, access, actor, recorded, str(uuid4()), self.site)
             patients = (decision.patient,) if decision.patient else ()
-            pending.append(Pending(decision_event, "AuthZconsent", patients, actor.client_id))
+            pending.append(Pending(decision_event, "AuthZconsent", patients, actor.client_id, built=True))
             if "review" in decision.obligations and decision.effect == "permit" and decision.patient:
                 expires = (self.clock() + self.btg_time_box).isoformat(timespec="seconds")
                 reason = access.btg_reason or ""
                 reviews.append(ReviewItem(
                     decision_event["id"], decision.patient, actor.client_id, actor.user_id, reason, recorded, expires
                 ))
-        self.log.append_all(connection, pending)
-        for item in reviews:
-            self.log.open_review(connection, item)
+        self.log.append_all(target, pending, reviews)
 
     def _access(self, it: Interaction, status: int, diagnostics: str, consent: Any, result: Result | None) -> Access:
         patients: list[str] = list(getattr(consent, "patients", []) or [])
         resources: list[str] = list(getattr(consent, "released", []) or [])
-        if it.kind in WRITE_KINDS and result is not None and result.stored is not None:
-            written = f"{result.stored.type}/{result.stored.id}/_history/{result.stored.version}"
+        written = _written(it, result)
+        if written:
             resources = [written] + [r for r in resources if not written.startswith(r + "/")]
         request = getattr(consent, "request", None)
         return Access(
@@ -144,21 +218,59 @@ class AuditStage:
             status=status,
             diagnostics=diagnostics,
             patient_data=bool(getattr(consent, "patient_data_target", False)),
-            patients=patients,
-            resources=resources,
-            decision_id=getattr(consent, "decision_id", None),
-            btg_reason=(getattr(request, "emergency_reason", "") or None) if _is_btg(request) else None,
+            patients=[str(patient) for patient in patients],
+            resources=[str(reference) for reference in resources],
+            decision_id=_text(getattr(consent, "decision_id", None)),
+            btg_reason=_text(getattr(request, "emergency_reason", "") or None) if _is_btg(request) else None,
         )
 
 
-def _grouped_decisions(consent: Any) -> list[DecisionFacts]:
-    """One AuthZconsent per (patient, rule, effect); permits about no patient are not consent decisions."""
-    if consent is None:
-        return []
-    decisions = list(getattr(consent, "decisions", []) or [])
-    request_decision = getattr(consent, "request_decision", None)
-    if request_decision is not None and request_decision.effect.value == "deny":
-        decisions.append(("", request_decision))
+def _written(it: Interaction, result: Result | None) -> str | None:
+    """`Type/id/_history/n` of what a write wrote — also when the consent stage withheld the echo (then only
+    the Location header says it)."""
+    if it.kind not in WRITE_KINDS or result is None:
+        return None
+    if result.stored is not None:
+        return f"{result.stored.type}/{result.stored.id}/_history/{result.stored.version}"
+    location = result.headers.get("Location") or result.headers.get("Content-Location") or ""
+    _, _, path = location.partition(f"{it.resource_type}/") if it.resource_type else ("", "", "")
+    return f"{it.resource_type}/{path}" if path else None
+
+
+def _with_entries(access: Access, entries: list[tuple[_Entry, Access]]) -> Access:
+    """The Bundle's access with its entries folded in: every patient, every resource, each entry's interaction."""
+    patients = list(dict.fromkeys([*access.patients, *(p for _, entry in entries for p in entry.patients)]))
+    resources = list(dict.fromkeys([*access.resources, *(r for _, entry in entries for r in entry.resources)]))
+    return Access(
+        kind=access.kind,
+        method=access.method,
+        path=access.path,
+        query=access.query,
+        status=access.status,
+        diagnostics=access.diagnostics,
+        patient_data=access.patient_data or any(entry.patient_data for _, entry in entries),
+        patients=patients,
+        resources=resources,
+        decision_id=access.decision_id or next((e.decision_id for _, e in entries if e.decision_id), None),
+        btg_reason=access.btg_reason or next((e.btg_reason for _, e in entries if e.btg_reason), None),
+        entries=[
+            EntryAccess(entry.kind, entry.method, entry.path, entry.query, entry.status, entry.diagnostics)
+            for _, entry in entries
+        ],
+    )
+
+
+def _grouped_decisions(consents: Iterable[Any]) -> list[DecisionFacts]:
+    """One AuthZconsent per (patient, rule, effect) over the records of an interaction (and of the entries
+    folded into it); permits about no patient are not consent decisions."""
+    decisions: list[tuple[str, Any]] = []
+    for consent in consents:
+        if consent is None:
+            continue
+        decisions.extend(getattr(consent, "decisions", []) or [])
+        request_decision = getattr(consent, "request_decision", None)
+        if request_decision is not None and request_decision.effect.value == "deny":
+            decisions.append(("", request_decision))
     counts: Counter[tuple[str | None, str, str]] = Counter()
     first: dict[tuple[str | None, str, str], Any] = {}
     for _, decision in decisions:
@@ -171,15 +283,15 @@ def _grouped_decisions(consent: Any) -> list[DecisionFacts]:
     for key, decision in first.items():
         grouped.append(
             DecisionFacts(
-                patient=decision.patient,
-                effect=decision.effect.value,
-                rule_id=decision.rule_id,
-                policy_version=decision.policy_version,
-                reason_en=decision.reason_en,
-                reason_nl=decision.reason_nl,
-                legal_basis=decision.legal_basis,
-                obligations=[obligation.code for obligation in decision.obligations],
-                consent_references=list(decision.consent_references),
+                patient=_text(decision.patient),
+                effect=str(decision.effect.value),
+                rule_id=str(decision.rule_id),
+                policy_version=str(decision.policy_version),
+                reason_en=str(decision.reason_en),
+                reason_nl=str(decision.reason_nl),
+                legal_basis=str(decision.legal_basis or ""),
+                obligations=[str(obligation.code) for obligation in decision.obligations],
+                consent_references=[str(reference) for reference in decision.consent_references],
                 resources=counts[key],
             )
         )
@@ -189,11 +301,11 @@ def _grouped_decisions(consent: Any) -> list[DecisionFacts]:
 def _actor(identity: Any, it: Interaction, consent: Any) -> Actor:
     request = getattr(consent, "request", None)
 
-    def attr(name: str, fallback: str | None = None) -> Any:
+    def attr(name: str, fallback: str | None = None) -> str | None:
         value = getattr(identity, name, None) if identity is not None else None
         if value is None and request is not None:
             value = getattr(request, fallback or name, None)
-        return value
+        return _text(value)  # text only: the events are canonicalised without a plain-value walk
 
     forwarded = it.header("x-forwarded-for") or it.header("x-zcc-peer") or ""
     return Actor(
@@ -206,6 +318,10 @@ def _actor(identity: Any, it: Interaction, consent: Any) -> Actor:
         address=forwarded.split(",")[0].strip() or None,
         purpose_of_use=attr("purpose_of_use"),
     )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else value if type(value) is str else str(value)
 
 
 def _is_btg(request: Any) -> bool:

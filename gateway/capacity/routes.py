@@ -20,8 +20,8 @@ from gateway.capacity.dashboard import PATH as DASHBOARD_PATH
 from gateway.capacity.dashboard import dashboard_endpoint
 from gateway.capacity.feed import FeedResult
 from gateway.capacity.hub import owner_lookup
+from gateway.capacity.websocket import BROWSER_PATH, websocket_endpoint
 from gateway.capacity.websocket import PATH as WEBSOCKET_PATH
-from gateway.capacity.websocket import websocket_endpoint
 from gateway.fhir.context import RequestScope, Services
 from gateway.fhir.errors import FhirError, Issue, operation_outcome
 from gateway.ingest.records import ACCEPTED, DUPLICATE
@@ -86,6 +86,10 @@ def register(app: FastAPI, services: Services) -> CapacityComponents:
     app.router.routes.insert(0, Route(FEED_PATH, feed_endpoint(components), methods=["POST"]))
     app.router.routes.insert(0, WebSocketRoute(
         WEBSOCKET_PATH, websocket_endpoint(services, components.registry, owner_lookup(components.hub))))
+    auth = getattr(services, "auth", None)
+    if auth is not None:  # the browser's route: the token comes in the first message (see websocket.py)
+        app.router.routes.insert(0, WebSocketRoute(BROWSER_PATH, websocket_endpoint(
+            services, components.registry, owner_lookup(components.hub), verify=auth.verifier.verify)))
     app.router.routes.insert(0, Route(DASHBOARD_PATH, dashboard_endpoint(components.terms), methods=["GET"]))
     if components.access.public_aggregates:
         app.router.routes.insert(0, Route(PUBLIC_AGGREGATE_PATH, public_aggregate_endpoint(components, services),

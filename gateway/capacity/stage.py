@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from gateway.capacity.hub import SubscriptionHub
+from gateway.capacity.hub import WATCHED, SubscriptionHub
 from gateway.capacity.rules import check, is_capacity
 from gateway.capacity.subscriptions import check_subscription
 from gateway.capacity.terms import CapacityTerms
@@ -21,7 +21,6 @@ from gateway.fhir.pipeline import Handler
 _PENDING = "capacity.pending"
 _DEPTH = "capacity.depth"
 _WRITES = frozenset({kinds.CREATE, kinds.UPDATE, kinds.DELETE})
-WATCHED = frozenset({"Slot", "Schedule", "HealthcareService", "Location", "Organization"})
 
 
 class CapacityChanges:

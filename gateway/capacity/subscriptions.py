@@ -5,6 +5,7 @@ the normal search engine (chains, region, everything a search can say)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -68,8 +69,10 @@ def check_subscription(body: dict[str, Any], services: Services, owner: str | No
         meta["tag"] = [*tags, {"system": OWNER_SYSTEM, "code": owner}]
 
 
-def active_subscription(resource: dict[str, Any]) -> ActiveSubscription | None:
+def active_subscription(resource: dict[str, Any], now: datetime | None = None) -> ActiveSubscription | None:
     if resource.get("status") != "active" or not isinstance(resource.get("criteria"), str):
+        return None
+    if _ended(resource.get("end"), now or datetime.now(UTC)):
         return None
     channel = resource.get("channel") or {}
     if channel.get("type") not in CHANNELS:
@@ -84,6 +87,17 @@ def active_subscription(resource: dict[str, Any]) -> ActiveSubscription | None:
     owner = next((t.get("code") for t in tags if t.get("system") == OWNER_SYSTEM), None)
     return ActiveSubscription(resource["id"], resource_type, tuple(params), channel["type"], channel.get("endpoint"),
                               channel.get("payload", "") or "", tuple(headers), owner)
+
+
+def _ended(end: Any, now: datetime) -> bool:
+    """`Subscription.end` passed (e.g. the dashboard's own Subscriptions, which end after 12 h)."""
+    if not isinstance(end, str):
+        return False
+    try:
+        moment = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)) <= now
 
 
 def load_active(services: Services) -> list[ActiveSubscription]:

@@ -1,6 +1,12 @@
 """The R4 websocket channel: a client connects to `/fhir/$subscription-websocket` (with its bearer token),
 sends `bind <Subscription id>`, gets `bound <id>`, and then `ping <id>` for every notification — followed by
-the notification Bundle as JSON when the Subscription's payload is application/fhir+json."""
+the notification Bundle as JSON when the Subscription's payload is application/fhir+json.
+
+Browsers cannot put an Authorization header on a websocket, so the same channel is also served at
+`/capacity/live` (outside /fhir, for the dashboard): there the first message must be `token <access token>`
+(verified like the header would be: signature, issuer, audience, expiry; certificate-bound tokens are refused
+because no certificate is presented), answered `authenticated`, before `bind` is accepted. The token never
+travels in the URL, so it does not end up in access logs."""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gateway.fhir.context import Services
 
 PATH = "/fhir/$subscription-websocket"
+BROWSER_PATH = "/capacity/live"
 
 
 class WebSocketRegistry:
@@ -33,6 +40,10 @@ class WebSocketRegistry:
                 for item in [i for i in listeners if i[1] is queue]:
                     listeners.discard(item)
 
+    def bound_ids(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(key for key, listeners in self._bound.items() if listeners)
+
     def send(self, subscription_id: str, messages: list[str]) -> int:
         with self._lock:
             listeners = list(self._bound.get(subscription_id, ()))
@@ -42,12 +53,18 @@ class WebSocketRegistry:
         return len(listeners)
 
 
-def websocket_endpoint(services: Services, registry: WebSocketRegistry, owner_of: Any):  # type: ignore[no-untyped-def]
-    """`owner_of(subscription_id)` -> (exists, owner client id or None) for the bind check."""
+def websocket_endpoint(services: Services, registry: WebSocketRegistry, owner_of: Any,  # type: ignore[no-untyped-def]
+                       verify: Any = None):
+    """`owner_of(subscription_id)` -> (exists, owner client id or None) for the bind check. `verify(token)` ->
+    identity (raises on a bad token): given for the browser route, whose first message carries the token."""
 
     async def endpoint(websocket: WebSocket) -> None:
         identity = (websocket.scope.get("state") or {}).get("identity")
         await websocket.accept()
+        if verify is not None:
+            identity = await _authenticate(websocket, verify)
+            if identity is None:
+                return
         queue: asyncio.Queue[str] = asyncio.Queue()
         loop = asyncio.get_running_loop()
         receiver = asyncio.ensure_future(websocket.receive_text())
@@ -72,6 +89,37 @@ def websocket_endpoint(services: Services, registry: WebSocketRegistry, owner_of
             registry.unbind_all(queue)
 
     return endpoint
+
+
+async def _authenticate(websocket: WebSocket, verify: Any) -> Any:
+    """The first message of the browser route: `token <access token>`; a wrong one closes with 1008."""
+    try:
+        text = await asyncio.wait_for(websocket.receive_text(), timeout=30)
+    except (TimeoutError, WebSocketDisconnect):
+        await _close(websocket, "expected 'token <access token>' within 30 s")
+        return None
+    verb, _, token = text.strip().partition(" ")
+    if verb != "token" or not token.strip():
+        await _close(websocket, "expected 'token <access token>'")
+        return None
+    try:
+        identity = await asyncio.to_thread(verify, token.strip())
+    except Exception as error:  # noqa: BLE001 - any refusal of the verifier is a refusal here
+        await _close(websocket, f"token refused: {error}")
+        return None
+    if getattr(identity, "cert_thumbprint", None):
+        await _close(websocket, "a certificate-bound token needs the /fhir websocket over mutual TLS")
+        return None
+    await websocket.send_text("authenticated")
+    return identity
+
+
+async def _close(websocket: WebSocket, reason: str) -> None:
+    try:
+        await websocket.send_text(f"error {reason}")
+        await websocket.close(code=1008, reason=reason[:120])
+    except (WebSocketDisconnect, RuntimeError):
+        pass
 
 
 def _command(text: str, identity: Any, owner_of: Any) -> str:

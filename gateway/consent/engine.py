@@ -13,7 +13,7 @@ from uuid import uuid4
 from gateway.consent.compartment import DefinitionSource, PatientCompartment
 from gateway.consent.describe import Describer
 from gateway.consent.facts import ConsentSource, FactsSource, fetch_facts
-from gateway.consent.model import Decision, PatientFacts, RequestContext
+from gateway.consent.model import Decision, DisclosedResource, PatientFacts, RequestContext
 from gateway.consent.policy import Policy, load_policy
 from gateway.consent.request import request_context
 from gateway.consent.timeutil import utc_now
@@ -39,6 +39,13 @@ class InteractionRecord:
     withheld: int = 0
     refusal: str | None = None  # a refused query shape
     patient_data_target: bool = False
+    # Descriptions a handler already made of resources it puts in its response (the summary screen): id(resource)
+    # -> (resource, description). The stage still decides every resource; it only skips describing it again. The
+    # resource is kept so that the id cannot be reused by another object while the record lives.
+    described: dict[int, tuple[dict[str, Any], DisclosedResource]] = field(default_factory=dict)
+    # Decisions that handler reached for this request with this engine, context and facts, by resource shape
+    # (DisclosedResource.shape): the stage takes them as its own instead of deciding the same shape again.
+    decided: dict[tuple[object, ...], Decision] = field(default_factory=dict)
 
     @property
     def patients(self) -> list[str]:

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, select, union_all
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from conformance import fhirjson
 from gateway.consent.consents import URA, parse_consent
 from gateway.consent.model import ConsentRecord, Contact, PatientFacts, Referral
 from gateway.consent.policy import Parameters
 from gateway.consent.timeutil import parse_instant
-from gateway.store.schema import idx_reference, resource
+from gateway.store.schema import resource
 
 log = logging.getLogger("gateway.consent")
 
@@ -29,29 +30,40 @@ _PATIENT_PARAMS = ("patient", "subject")
 _RECIPIENTS = {"Task": ("owner",), "ServiceRequest": ("performer",), "Communication": ("recipient",)}
 
 
-def _facts_branch(condition: Any) -> Any:
-    return (
-        select(idx_reference.c.target_id, idx_reference.c.url, resource.c.res_key, resource.c.body)
-        .join(resource, resource.c.res_key == idx_reference.c.res_key)
-        .where(
-            idx_reference.c.param.in_(_PATIENT_PARAMS),
-            condition,
-            resource.c.type.in_(bindparam("types", expanding=True)),
-            resource.c.deleted.is_(False),
-        )
+@lru_cache(maxsize=256)
+def _facts_sql(postgresql: bool, patients: int, urls: int, types: int) -> str:
+    """The facts query for so many patients, absolute URLs and resource types, in the driver's parameter style.
+
+    Run on the DB-API cursor (per-shape SQL text, prepared and cached by the driver): through SQLAlchemy, the
+    expanding IN parameters were re-rendered on every call and cost more than the query. Two index-driven
+    branches, not one OR: an OR with `url` made SQLite walk every patient/subject reference in the database;
+    absolute references have no target_id, so `target_id IS NULL` keeps the second branch on the
+    (param, target_id) index too. Parameters: see `_facts_parameters`."""
+    mark = "%s" if postgresql else "?"
+
+    def marks(n: int) -> str:
+        return ", ".join([mark] * n)
+
+    head = (
+        "SELECT idx_reference.target_id, idx_reference.url, resource.res_key, resource.body "
+        "FROM idx_reference JOIN resource ON resource.res_key = idx_reference.res_key "
+        f"WHERE idx_reference.param IN ({marks(len(_PATIENT_PARAMS))})"
     )
+    tail = f"resource.type IN ({marks(types)}) AND resource.deleted IS {'false' if postgresql else '0'}"
+    by_id = (
+        f"{head} AND idx_reference.target_type = {mark} AND idx_reference.target_id IN ({marks(patients)}) AND {tail}"
+    )
+    if not urls:
+        return by_id
+    by_url = f"{head} AND idx_reference.target_id IS NULL AND idx_reference.url IN ({marks(urls)}) AND {tail}"
+    return f"{by_id} UNION ALL {by_url}"
 
 
-# Built once (statement construction cost more than running it). Two index-driven branches, not one OR: an OR
-# with `url` made SQLite walk every patient/subject reference in the database; absolute references have no
-# target_id, so `target_id IS NULL` keeps the second branch on the (param, target_id) index too.
-_FACTS_BY_ID = _facts_branch(
-    and_(idx_reference.c.target_type == "Patient", idx_reference.c.target_id.in_(bindparam("patients", expanding=True)))
-)
-_FACTS_BY_URL = _facts_branch(
-    and_(idx_reference.c.target_id.is_(None), idx_reference.c.url.in_(bindparam("urls", expanding=True)))
-)
-_FACTS_BY_ID_OR_URL = union_all(_FACTS_BY_ID, _FACTS_BY_URL)
+def _facts_parameters(patients: list[str], urls: list[str], types: list[str]) -> list[str]:
+    parameters = [*_PATIENT_PARAMS, "Patient", *patients, *types]
+    if urls:
+        parameters += [*_PATIENT_PARAMS, *urls, *types]
+    return parameters
 
 
 class FactsSource:
@@ -78,17 +90,20 @@ class FactsSource:
     ) -> Iterable[tuple[str, dict[str, Any]]]:
         local = [patient for patient in patients if "/" not in patient]  # opaque foreign references have no facts
         seen: set[tuple[str, int]] = set()
+        postgresql = connection.dialect.name == "postgresql"
+        wanted_types = sorted(types)
+        rows: list[Any] = []
         for start in range(0, len(local), 200):
             chunk = local[start : start + 200]
             urls = [f"{self.base_url}/Patient/{patient}" for patient in chunk] if self.base_url else []
-            parameters = {"patients": chunk, "urls": urls, "types": sorted(types)}
-            query = _FACTS_BY_ID_OR_URL if urls else _FACTS_BY_ID
-            for row in connection.execute(query, parameters):
-                patient = row.target_id or str(row.url).rsplit("/", 1)[-1]
-                if (patient, row.res_key) in seen or row.body is None:
-                    continue
-                seen.add((patient, row.res_key))
-                yield patient, fhirjson.loads_trusted(row.body)
+            sql = _facts_sql(postgresql, len(chunk), len(urls), len(wanted_types))
+            rows += _fetch(connection, sql, _facts_parameters(chunk, urls, wanted_types))
+        for target_id, url, res_key, body in rows:
+            patient = target_id or str(url).rsplit("/", 1)[-1]
+            if (patient, res_key) in seen or body is None:
+                continue
+            seen.add((patient, res_key))
+            yield patient, fhirjson.loads_trusted(bytes(body))
 
     def _organisation_uras(
         self, connection: Connection, groups: Iterable[list[dict[str, Any]]]
@@ -147,6 +162,18 @@ class FactsSource:
         except (AttributeError, TypeError, ValueError) as problem:
             return [], f"consent could not be read ({type(problem).__name__})"
         return [record for record in records if record.patient == patient], None
+
+
+def _fetch(connection: Connection, sql: str, parameters: list[str]) -> list[Any]:
+    """All rows of `sql` on the connection's DB-API cursor (in its transaction); driver errors as SQLAlchemy's."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, parameters)
+        return list(cursor.fetchall())
+    except connection.dialect.loaded_dbapi.Error as problem:
+        raise DBAPIError.instance(sql, parameters, problem, connection.dialect.loaded_dbapi.Error) from problem
+    finally:
+        cursor.close()
 
 
 def fetch_facts(source: FactsSource, connection: Connection, patients: Iterable[str]) -> dict[str, PatientFacts]:

@@ -23,7 +23,7 @@ from gateway.consent.engine import (
     InteractionRecord,
 )
 from gateway.consent.explain import btg_hint
-from gateway.consent.model import DENY_AS_404, TIME_BOX, Decision, Effect, RequestContext
+from gateway.consent.model import DENY_AS_404, TIME_BOX, Decision, DisclosedResource, Effect, RequestContext
 from gateway.consent.pdp import decide, decide_request
 from gateway.consent.query_safety import unsafe_search
 from gateway.consent.responses import (
@@ -171,7 +171,13 @@ class ConsentStage:
         self, scope: RequestScope, ctx: RequestContext, body: dict[str, Any], now: datetime, record: InteractionRecord
     ) -> Judge:
         describer = self.engine.describer
-        described = {id(resource): describer.describe(resource) for resource in iter_resources(body)}
+        known = record.described  # descriptions the handler made already (a resource's description is pure)
+
+        def describe(resource: dict[str, Any]) -> DisclosedResource:
+            seen = known.get(id(resource))
+            return seen[1] if seen is not None and seen[0] is resource else describer.describe(resource)
+
+        described = {id(resource): describe(resource) for resource in iter_resources(body)}
         if not described:
             described[id(body)] = describer.describe(body)
         patients = {patient for item in described.values() for patient in item.patients}
@@ -180,7 +186,8 @@ class ConsentStage:
             with scope.reading() as connection:
                 facts = self.engine.facts(scope.state, connection, patients)
 
-        decided: dict[tuple[object, ...], Decision] = {}  # the id never matters to a decision: once per shape
+        # the id never matters to a decision: once per shape (or not at all when the handler decided it already)
+        decided: dict[tuple[object, ...], Decision] = dict(record.decided)
 
         def judge(resource: dict[str, Any]) -> Decision:
             item = described.get(id(resource)) or describer.describe(resource)

@@ -43,13 +43,16 @@ def batch(scope: RequestScope, it: Interaction) -> Result:
             responses.append(_response_entry(scope, result, _minimal(it)))
         except FhirError as error:
             responses.append({"response": {"status": _status_line(error.status), "outcome": error.outcome()}})
-    return Result(200, resource={"resourceType": "Bundle", "type": "batch-response", "entry": responses})
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "batch-response"}
+    if responses:  # FHIR has no empty arrays (an empty batch answered in XML gave a 500)
+        bundle["entry"] = responses
+    return Result(200, resource=bundle)
 
 
 def transaction(scope: RequestScope, it: Interaction) -> Result:
     entries = _entries(it.body or {})
     results: list[Result | None] = [None] * len(entries)
-    with scope.services.store.write() as connection:
+    with scope.writing() as connection:  # the audit stage's write transaction when it opened one
         tx = scope.child(connection)
         interactions = [_entry_interaction(scope, entry, index) for index, entry in enumerate(entries)]
         _check_unique_targets(interactions)
@@ -70,11 +73,10 @@ def transaction(scope: RequestScope, it: Interaction) -> Result:
                     )
                     issue.expression = issue.expression or [f"Bundle.entry[{index}]"]
                 raise
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "transaction-response",
-        "entry": [_response_entry(scope, result, _minimal(it)) for result in results if result is not None],
-    }
+    bundle = {"resourceType": "Bundle", "type": "transaction-response"}
+    answered = [_response_entry(scope, result, _minimal(it)) for result in results if result is not None]
+    if answered:  # FHIR has no empty arrays
+        bundle["entry"] = answered
     return Result(200, resource=bundle)
 
 

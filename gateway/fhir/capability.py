@@ -59,7 +59,7 @@ def capability_statement(scope: RequestScope) -> dict[str, Any]:
         ]
         if operations:
             entry["operation"] = operations
-        resources.append(entry)
+        resources.append({key: value for key, value in entry.items() if value != []})  # FHIR has no empty arrays
     system_operations = [
         {"name": op.name, "definition": op.definition} for op in pipeline.operations.values() if "system" in op.levels
     ]
@@ -89,7 +89,6 @@ def capability_statement(scope: RequestScope) -> dict[str, Any]:
         "implementation": {"description": "zcc-gateway FHIR R4 server", "url": scope.base_url},
         "fhirVersion": "4.0.1",
         "format": [JSON, XML, "json", "xml"],
-        "patchFormat": [],
         "rest": [rest],
     }
 

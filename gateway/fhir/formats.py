@@ -100,9 +100,13 @@ def parse_xml(body: bytes, model: Any = None) -> dict[str, Any]:
 
 def serialize(resource: dict[str, Any], fmt: str, pretty: bool = False, model: Any = None) -> bytes:
     if fmt == XML:
-        from conformance.fhirxml import json_to_xml
+        from conformance.fhirxml import FhirXmlError, json_to_xml
 
-        return json_to_xml(resource, model, pretty=pretty)
+        try:
+            return json_to_xml(resource, model, pretty=pretty)
+        except FhirXmlError as error:  # e.g. a control character, which XML 1.0 cannot carry at all
+            raise FhirError(406, "not-supported", f"the answer cannot be written as FHIR XML ({error}); "
+                            "ask for application/fhir+json") from None
     return fhirjson.dumps(resource, pretty=pretty)
 
 

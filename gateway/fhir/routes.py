@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,6 +24,16 @@ from gateway.store.availability import RETRY_AFTER_SECONDS, unavailable_reason
 log = logging.getLogger("gateway.fhir")
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+class FhirPathConvertor(PathConvertor):
+    """`{path:fhirpath}`: like `path`, but also across line breaks, so that a `%0A` in a URL still reaches the FHIR
+    endpoint (and gets its OperationOutcome) instead of the framework's JSON 404 (found by schemathesis)."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("fhirpath", FhirPathConvertor())
 _FORM = "application/x-www-form-urlencoded"
 
 

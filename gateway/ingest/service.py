@@ -7,7 +7,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from gateway.ingest.bundle import dangling_references, resolve_references, trans
 from gateway.ingest.identity import conflicting_demographics, decide_patient, stable_id
 from gateway.ingest.provenance import ingestion_provenance
 from gateway.ingest.records import ACCEPTED, DUPLICATE, REJECTED, IngestRecord, IngestRecords
-from gateway.ingest.validation import validate_output
+from gateway.ingest.validation import OutputValidation, Validated, prevalidated_write_checks, validate_output
 from gateway.store.availability import unavailable_reason
 from gateway.store.locks import exclusive
 
@@ -63,6 +63,14 @@ class IngestService:
         self.adapters = ADAPTERS if adapters is None else adapters
         self.max_message = max_message
         self.clock = clock
+        self._output_validation: OutputValidation | None = None
+
+    def _validation(self) -> OutputValidation:
+        """One result cache per validator (the services' validator is set once at start-up)."""
+        current = self._output_validation
+        if current is None or current.validation is not self.services.validation:
+            current = self._output_validation = OutputValidation(self.services.validation)
+        return current
 
     # -- entry points --------------------------------------------------------------------------------------
 
@@ -124,7 +132,7 @@ class IngestService:
         if adapter is None:
             raise _Rejected([Issue("error", "not-supported", f"there is no adapter for source '{record.source}' yet")])
         try:
-            translation = adapter(raw)
+            translation = adapter(raw, getattr(identity, "ura", None) or "unknown")
         except ValueError as error:  # TranslationError and friends
             code = getattr(error, "code", "invalid")
             where = [error.xpath] if getattr(error, "xpath", None) else []  # e.g. the HL7v2 segment and field
@@ -147,7 +155,8 @@ class IngestService:
         provenance["id"] = stable_id(f"Provenance|ingest|{record.id}")
         resources.append(provenance)
         issues += dangling_references(resources)
-        issues += validate_output(resources, self.services.validation)
+        validated: Validated = {}
+        issues += validate_output(resources, self._validation(), validated)
         if record.unmapped:
             issues.append(Issue("information", "informational",
                                 f"{len(record.unmapped)} element(s) of the message are not mapped; see `unmapped`"))
@@ -157,7 +166,7 @@ class IngestService:
         if errors:  # lenient: accepted, the errors stay visible as warnings
             for issue in errors:
                 issue.severity = "warning"
-        response = self._write(resources, identity)
+        response = self._write(resources, identity, validated)
         record.status = ACCEPTED
         record.resources = _locations(response)
         record.outcome = operation_outcome(issues) if issues else None
@@ -196,9 +205,11 @@ class IngestService:
             stored = self.services.store.get(connection, resource_type, resource_id)
         return stored.resource() if stored is not None and not stored.deleted else None
 
-    def _write(self, resources: list[dict[str, Any]], identity: Any) -> dict[str, Any]:
-        """One transaction through the FHIR pipeline: every stage (scopes, consent, audit) applies."""
-        services = self.services
+    def _write(self, resources: list[dict[str, Any]], identity: Any, validated: Validated) -> dict[str, Any]:
+        """One transaction through the FHIR pipeline: every stage (scopes, consent, audit) applies. The write checks
+        reuse the validation just done for every resource written as validated (not validated twice)."""
+        services = replace(self.services, write_checks=prevalidated_write_checks(
+            self.services.write_checks, self.services.validation, validated))
         it = interaction_for("POST", "", [], services.resource_types, {}, transaction_bundle(resources))
         result = services.pipeline.dispatch(RequestScope(services, identity=identity), it)
         return result.body_resource() or {}

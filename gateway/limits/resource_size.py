@@ -1,11 +1,16 @@
-"""Pipeline stage: refuse writes that carry a string longer than the configured maximum.
+"""Pipeline stage: refuse writes that carry a string longer than the configured maximum, or a character that
+FHIR XML cannot carry.
 
 FHIR R4 says strings SHALL NOT exceed 1 MB (https://hl7.org/fhir/R4/datatypes.html#string); the body limit
-alone would still let one request store a 10 MB `gender`. The check runs before the handler, so nothing is
-written, and it names the first offending element."""
+alone would still let one request store a 10 MB `gender`. JSON can escape any control character, XML 1.0
+cannot represent most of them at all: a stored `"family"` with a U+0005 in it would make every XML read and search that
+returns it fail (found by tests/reliability/test_schemathesis.py), so the two formats would no longer be
+interchangeable. The check runs before the handler, so nothing is written, and it names the first offending
+element."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gateway.fhir import interaction as kinds
@@ -18,6 +23,9 @@ _WRITES = {kinds.CREATE, kinds.UPDATE, kinds.TRANSACTION, kinds.BATCH, kinds.OPE
 # Not `string`s, so not under the 1 MB rule: narrative XHTML (`div`) and base64Binary content (`data` of Attachment,
 # Binary and Signature); the request body limit (ZCC_MAX_BODY) still bounds them.
 _UNLIMITED_ELEMENTS = frozenset({"div", "data"})
+# What XML 1.0 cannot represent (as in conformance.fhirxml); TAB, LF and CR are allowed. Lone surrogates never get
+# this far (conformance.fhirjson refuses them).
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def first_oversized_string(value: Any, limit: int, path: str) -> str | None:
@@ -38,6 +46,21 @@ def first_oversized_string(value: Any, limit: int, path: str) -> str | None:
     return None
 
 
+def first_unrepresentable_string(value: Any, path: str) -> str | None:
+    """The location of the first string with a character FHIR XML cannot carry (a control character), or None."""
+    stack = [(value, path)]
+    while stack:
+        current, where = stack.pop()
+        if isinstance(current, str):
+            if _NOT_XML_CHAR.search(current):
+                return where
+        elif isinstance(current, dict):
+            stack.extend((child, f"{where}.{key}") for key, child in reversed(list(current.items())))
+        elif isinstance(current, list):
+            stack.extend((child, f"{where}[{index}]") for index, child in reversed(list(enumerate(current))))
+    return None
+
+
 class ResourceSizeLimits:
     def __init__(self, max_string: int) -> None:
         self.max_string = max_string
@@ -50,4 +73,8 @@ class ResourceSizeLimits:
                 raise FhirError(422, "too-long",
                                 f"{where} is longer than {self.max_string} characters (the gateway's string limit)",
                                 [where])
+            where = first_unrepresentable_string(it.body, root)
+            if where is not None:
+                raise FhirError(422, "invalid", f"{where} contains a control character, which FHIR XML cannot "
+                                "represent (only TAB, LF and CR are allowed)", [where])
         return following(scope, it)

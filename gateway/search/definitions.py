@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from conformance.packages import PackageSet
@@ -179,12 +180,27 @@ class SearchParameterRegistry:
 
     def revinclude_names(self, resource_type: str) -> list[str]:
         """`searchRevInclude` values: reference parameters of other types that can point at this type."""
-        names = []
+        by_target, to_any = self._reference_params_by_target
+        return [name for _, name in sorted(by_target.get(resource_type, []) + to_any)]
+
+    @cached_property
+    def _reference_params_by_target(self) -> tuple[dict[str, list[tuple[int, str]]], list[tuple[int, str]]]:
+        """(target type -> [(position, `Type:param`)], the parameters that target any `Resource`), built once:
+        the CapabilityStatement asks for every type, and scanning every parameter per type is quadratic."""
+        by_target: dict[str, list[tuple[int, str]]] = {}
+        to_any: list[tuple[int, str]] = []
+        position = 0
         for source_type in sorted(self._raw):
             if source_type not in self.resource_types:
                 continue
             for code, raw in sorted(self._raw[source_type].items()):
+                if raw.get("type") != "reference":
+                    continue
+                position += 1
                 targets = set(raw.get("target") or ())
-                if raw.get("type") == "reference" and (resource_type in targets or "Resource" in targets):
-                    names.append(f"{source_type}:{code}")
-        return names
+                if "Resource" in targets:
+                    to_any.append((position, f"{source_type}:{code}"))
+                    continue
+                for target in targets:
+                    by_target.setdefault(target, []).append((position, f"{source_type}:{code}"))
+        return by_target, to_any

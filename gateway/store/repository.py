@@ -223,12 +223,15 @@ class ResourceStore:
         else:
             res_key = current.res_key
             connection.execute(_UPDATE_RESOURCE, {"key": res_key, **values})
+        reindex = current is None or not _same_content(current, body)
+        if reindex and current is not None:
             self._clear_index(connection, res_key)
         method = "POST" if current is None else "PUT"
         connection.execute(
             _INSERT_VERSION, {"res_key": res_key, "type": resource_type, "id": resource_id, "method": method, **values}
         )
-        self._write_index(connection, res_key, body)
+        if reindex:
+            self._write_index(connection, res_key, body)
         created = current is None or current.deleted
         return StoredResource(res_key, resource_type, resource_id, version, last_updated, False, data), created
 
@@ -279,6 +282,18 @@ def _stamped_meta(meta: dict[str, Any], version: int, last_updated: str) -> dict
     ordered: dict[str, Any] = {"versionId": str(version), "lastUpdated": last_updated}
     ordered.update({k: v for k, v in meta.items() if k not in ordered})
     return ordered
+
+
+def _same_content(current: StoredResource, body: dict[str, Any]) -> bool:
+    """Whether `body` (stamped) is the current version again, apart from meta.versionId and meta.lastUpdated:
+    its search index rows are then the ones already stored (no index expression reads those two), so an
+    unchanged update - the common case when a source resends a message - skips the re-index. Serialising
+    with the current version's stamp and comparing bytes costs far less than extracting the rows; any other
+    difference (even key order) re-indexes."""
+    if current.deleted or current.body is None:
+        return False
+    restamped = {**body, "meta": _stamped_meta(body["meta"], current.version, current.last_updated)}
+    return fhirjson.dumps(restamped) == bytes(current.body)
 
 
 def _history_entry(row: Any) -> HistoryEntry:

@@ -52,8 +52,18 @@ def group_findings(resources: Iterable[dict[str, Any]], code_of: CodeOf) -> list
             index.setdefault(key, finding)
     for finding in findings:
         if finding.duplicates:
+            first, *others = sorted(finding.members, key=_first_reported)
+            finding.primary, finding.duplicates = first, others
             finding.conflicts = _conflicts(finding.members)
     return findings
+
+
+def _first_reported(resource: Mapping[str, Any]) -> tuple[str, str]:
+    """The finding's primary is the source that reported it first (then by id): the same row whatever order
+    the store returned the resources in."""
+    meta = resource.get("meta")
+    updated = meta.get("lastUpdated") if isinstance(meta, Mapping) else None
+    return str(updated or ""), str(resource.get("id") or "")
 
 
 def coding_tokens(concept: Any) -> set[str]:

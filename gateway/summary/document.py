@@ -27,6 +27,18 @@ class SummaryDocument:
     withheld: int  # resources withheld visibly (the client may be told how many)
 
 
+@dataclass(frozen=True)
+class Assembled:
+    """Everything of a document but its identity and time: the same record screened the same way in the same
+    language assembles to the same content, so it can be kept (never changed: it is shared between requests)."""
+
+    sections: list[dict[str, Any]]
+    text: str  # the Composition's narrative
+    subject: dict[str, Any]  # Composition.subject
+    entries: list[dict[str, Any]]  # the Bundle entries after the Composition: the patient and all included
+    withheld: int
+
+
 def build_document(
     definition: SummaryDefinition,
     record: PatientRecord,
@@ -35,6 +47,16 @@ def build_document(
     base_url: str,
     now: datetime,
 ) -> SummaryDocument:
+    return wrap(definition, assemble(definition, record, screening, language, base_url), language, base_url, now)
+
+
+def assemble(
+    definition: SummaryDefinition,
+    record: PatientRecord,
+    screening: Screening,
+    language: str,
+    base_url: str,
+) -> Assembled:
     base = base_url.rstrip("/")
     released = [r for r in record.resources if screening.allows(r)]
     supporting = {ref: r for ref, r in record.supporting.items() if screening.allows(r)}
@@ -67,19 +89,49 @@ def build_document(
     available = {**{_ref(r): r for r in released}, **supporting}
     _add_referenced(included, available, record.references, [f"Patient/{record.patient_id}", *included])
 
-    composition = _composition(definition, record.patient, sections, language, now, len(included))
-    entries = [composition, record.patient, *included.values()]
+    patient = record.patient
+    name = describe(patient, {})
+    filled = sum(1 for section in sections if section.get("entry"))
+    text = definition.phrase("summary_of", language, name=name, n=len(included), s=filled)
+    return Assembled(
+        sections=sections,
+        text=document_div(text),
+        subject={"reference": f"Patient/{patient['id']}", "display": name},
+        entries=[{"fullUrl": f"{base}/{_ref(resource)}", "resource": resource}
+                 for resource in [patient, *included.values()]],
+        withheld=total_withheld,
+    )
+
+
+def wrap(definition: SummaryDefinition, assembled: Assembled, language: str, base_url: str,
+         now: datetime) -> SummaryDocument:
+    """A new document (own ids, timestamp, Composition) around assembled content."""
+    when = now.isoformat(timespec="seconds")
+    composition = {
+        "resourceType": "Composition",
+        "id": str(uuid4()),
+        "language": language,
+        "text": {"status": "generated", "div": assembled.text},
+        "status": "final",
+        "type": {"coding": [definition.document_type]},
+        "subject": assembled.subject,
+        "date": when,
+        "author": [{"display": "zcc-gateway"}],
+        "title": definition.document_title[language],
+        "section": assembled.sections,
+    }
     bundle = {
         "resourceType": "Bundle",
         "id": str(uuid4()),
-        "meta": {"lastUpdated": now.isoformat(timespec="seconds")},
+        "meta": {"lastUpdated": when},
         "language": language,
         "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid4()}"},
         "type": "document",
-        "timestamp": now.isoformat(timespec="seconds"),
-        "entry": [{"fullUrl": f"{base}/{_ref(resource)}", "resource": resource} for resource in entries],
+        "timestamp": when,
+        "entry": [{"fullUrl": f"{base_url.rstrip('/')}/Composition/{composition['id']}", "resource": composition},
+                  *assembled.entries],
     }
-    return SummaryDocument(bundle, total_withheld)
+    return SummaryDocument(bundle, assembled.withheld)
 
 
 def _selected(section: Section, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -118,32 +170,6 @@ def _section(
         display = {"withheld": "Information Withheld", "unavailable": "Unavailable"}[code]
         built["emptyReason"] = {"coding": [{"system": EMPTY_REASON, "code": code, "display": display}]}
     return built
-
-
-def _composition(
-    definition: SummaryDefinition,
-    patient: dict[str, Any],
-    sections: list[dict[str, Any]],
-    language: str,
-    now: datetime,
-    count: int,
-) -> dict[str, Any]:
-    name = describe(patient, {})
-    filled = sum(1 for section in sections if section.get("entry"))
-    text = definition.phrase("summary_of", language, name=name, n=count, s=filled)
-    return {
-        "resourceType": "Composition",
-        "id": str(uuid4()),
-        "language": language,
-        "text": {"status": "generated", "div": document_div(text)},
-        "status": "final",
-        "type": {"coding": [definition.document_type]},
-        "subject": {"reference": f"Patient/{patient['id']}", "display": name},
-        "date": now.isoformat(timespec="seconds"),
-        "author": [{"display": "zcc-gateway"}],
-        "title": definition.document_title[language],
-        "section": sections,
-    }
 
 
 def _general_practitioners(patient: dict[str, Any], supporting: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:

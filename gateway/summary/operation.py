@@ -7,6 +7,7 @@ may not see is answered exactly like an unknown one (404)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,39 +20,66 @@ from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.interaction import Interaction, Result
 from gateway.fhir.pipeline import Operation
 from gateway.fhir.write_checks import check_id
-from gateway.summary.collect import PatientRecord, collect_record, find_patient_ids, load_patient
-from gateway.summary.document import build_document
+from gateway.summary.collect import CACHE_SIZE, Collected, PatientRecord, RecordCache, find_patient_ids
+from gateway.summary.document import Assembled, assemble, wrap
 from gateway.summary.language import negotiate_language
-from gateway.summary.screen import Screen
+from gateway.summary.screen import Screen, Screening
 from gateway.summary.sections import SummaryDefinition, load_definition
 
 NAME = "summary"
 DEFINITION = "http://zcc-gateway.nl/fhir/OperationDefinition/summary"
+DOCUMENTS_PER_PATIENT = 8  # assembled documents kept per cached record (one per language and screening outcome)
 
 
 def summary_operation(compartment: PatientCompartment, screen: Screen,
-                      definition: SummaryDefinition | None = None) -> Operation:
+                      definition: SummaryDefinition | None = None, cache_size: int = CACHE_SIZE) -> Operation:
+    """`cache_size`: patients whose record (and assembled documents) are kept between requests; each use is
+    checked against the database first (gateway.summary.collect.RecordCache), consent is judged and the audit
+    written per request regardless."""
     summary = definition or load_definition()
     followed = summary.resource_types | {"Provenance"}
+    cache = RecordCache(cache_size)
 
     def handler(scope: RequestScope, it: Interaction) -> Result:
         if it.method not in {"GET", "HEAD"}:
             raise FhirError(405, "not-supported", "$summary is GET [base]/Patient/{id}/$summary")
         language = negotiate_language(it.header("accept-language"))
         with scope.reading() as connection:
-            patient = _patient(connection, it)
-            record = collect_record(connection, compartment, patient, scope.base_url, followed)
-        _keep_readable(scope.identity, record)
-        screening = screen(scope, it, [record.patient, *record.resources, *record.supporting.values()])
+            patient_id = _patient_id(connection, it)
+            collected = cache.get(connection, compartment, patient_id, scope.base_url, followed,
+                                  remember=scope.connection is None)
+        if collected is None:
+            raise not_found("Patient", it.id)
+        record = _readable(scope.identity, collected.record)
+        screening = screen(scope, it, [record.patient, *record.resources, *record.supporting.values()],
+                           memo=record.descriptions)
         if not screening.allows(record.patient):
             if screening.visibly_withheld(record.patient):
                 raise FhirError(403, "forbidden", "the patient's data is withheld / de gegevens zijn achtergehouden")
             raise not_found("Patient", it.id)
-        document = build_document(summary, record, screening, language, scope.base_url, datetime.now(UTC))
+        assembled = _assembled(collected, record, screening, language, scope.base_url)
+        document = wrap(summary, assembled, language, scope.base_url, datetime.now(UTC))
         headers = {"Content-Language": language}
         if document.withheld:
             headers[SUPPRESSED_HEADER] = str(document.withheld)
         return Result(200, resource=document.bundle, headers=headers)
+
+    def _assembled(collected: Collected, record: PatientRecord, screening: Screening, language: str,
+                   base_url: str) -> Assembled:
+        """The document content for this screening outcome: the same released and visibly withheld resources
+        in the same language give the same content (the record is the current one: the cache checked it)."""
+        key = (language, frozenset(screening.released), frozenset(screening.withheld_visible))
+        with collected.lock:
+            found = collected.documents.get(key)
+        if found is None:
+            found = assemble(summary, record, screening, language, base_url)
+            with collected.lock:
+                collected.documents[key] = found
+                while len(collected.documents) > DOCUMENTS_PER_PATIENT:
+                    collected.documents.popitem(last=False)
+        return found
+
+    handler.cache = cache  # type: ignore[attr-defined]  # for tests and benchmarks (hit/miss counters)
 
     return Operation(
         name=NAME,
@@ -64,7 +92,7 @@ def summary_operation(compartment: PatientCompartment, screen: Screen,
     )
 
 
-def _patient(connection: Any, it: Interaction) -> dict[str, Any]:
+def _patient_id(connection: Any, it: Interaction) -> str:
     unknown = sorted({name for name, _ in it.params if name not in {"identifier", "_format", "_pretty"}})
     if unknown:
         raise FhirError(400, "invalid", f"$summary does not take the parameter(s) {', '.join(unknown)}",
@@ -74,10 +102,7 @@ def _patient(connection: Any, it: Interaction) -> dict[str, Any]:
         if any(name == "identifier" for name, _ in it.params):
             raise FhirError(400, "invalid", "give either Patient/{id}/$summary or ?identifier=, not both",
                             expression=["identifier"])
-        patient = load_patient(connection, it.id)
-        if patient is None:
-            raise not_found("Patient", it.id)
-        return patient
+        return it.id
     identifiers = [value for name, value in it.params if name == "identifier"]
     if len(identifiers) != 1:
         raise FhirError(400, "required", "Patient/$summary needs exactly one identifier=system|value",
@@ -87,16 +112,14 @@ def _patient(connection: Any, it: Interaction) -> dict[str, Any]:
         raise not_found("Patient")
     if len(ids) > 1:
         raise FhirError(409, "multiple-matches", "more than one patient carries this identifier")
-    patient = load_patient(connection, ids[0])
-    if patient is None:
-        raise not_found("Patient")
-    return patient
+    return ids[0]
 
 
-def _keep_readable(identity: Any, record: PatientRecord) -> None:
-    """A summary discloses many types: only those the token may read without restriction go in."""
+def _readable(identity: Any, record: PatientRecord) -> PatientRecord:
+    """A summary discloses many types: only those the token may read without restriction go in. A view: the
+    (cached) record itself is never changed."""
     if identity is None:
-        return
+        return record
     readable: dict[str, bool] = {}
 
     def allowed(resource: dict[str, Any]) -> bool:
@@ -108,5 +131,8 @@ def _keep_readable(identity: Any, record: PatientRecord) -> None:
                 readable[resource_type] = False
         return readable[resource_type]
 
-    record.resources = [r for r in record.resources if allowed(r)]
-    record.supporting = {ref: r for ref, r in record.supporting.items() if allowed(r)}
+    return replace(
+        record,
+        resources=[r for r in record.resources if allowed(r)],
+        supporting={ref: r for ref, r in record.supporting.items() if allowed(r)},
+    )

@@ -3,16 +3,20 @@ judged with the same engine, context and facts the consent stage uses, so that t
 narratives and its entry lists are built from released resources only. The consent stage still judges every
 entry of the finished document afterwards (nothing can be added around it); both agree, so it removes nothing.
 
-The decisions are added to the interaction's consent record, so the audit stage logs the withheld ones too."""
+A resource is described once: descriptions depend on the resource alone, so they are kept with the (cached)
+record (`memo`). Descriptions and decisions (per shape, made with the stage's own engine, request context and
+facts) go to the consent stage through the interaction's consent record: the stage judges every resource of the
+document against them without describing or deciding a shape again. Withheld resources are recorded there as
+well, so the audit stage logs them too."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.consent.engine import STATE_RECORDS, ConsentEngine
-from gateway.consent.model import DENY_AS_404, Decision, DisclosedResource, Effect
+from gateway.consent.model import DENY_AS_404, Decision, Effect
 from gateway.consent.pdp import decide
 from gateway.fhir.context import RequestScope
 from gateway.fhir.interaction import Interaction
@@ -35,10 +39,12 @@ class Screening:
 
 
 class Screen(Protocol):
-    def __call__(self, scope: RequestScope, it: Interaction, resources: Iterable[dict[str, Any]]) -> Screening: ...
+    def __call__(self, scope: RequestScope, it: Interaction, resources: Iterable[dict[str, Any]],
+                 memo: dict[int, Any] | None = None) -> Screening: ...
 
 
-def release_everything(scope: RequestScope, it: Interaction, resources: Iterable[dict[str, Any]]) -> Screening:
+def release_everything(scope: RequestScope, it: Interaction, resources: Iterable[dict[str, Any]],
+                       memo: dict[int, Any] | None = None) -> Screening:
     """For deployments with the consent stage switched off (FHIR-conformance testing only)."""
     return Screening(released={id(resource) for resource in resources})
 
@@ -47,10 +53,20 @@ def release_everything(scope: RequestScope, it: Interaction, resources: Iterable
 class ConsentScreen:
     engine: ConsentEngine
 
-    def __call__(self, scope: RequestScope, it: Interaction, resources: Iterable[dict[str, Any]]) -> Screening:
+    def __call__(self, scope: RequestScope, it: Interaction, resources: Iterable[dict[str, Any]],
+                 memo: dict[int, Any] | None = None) -> Screening:
+        """`memo`: id(resource) -> description, for resources that outlive the request (a cached record); the
+        caller keeps those resources alive as long as the memo."""
         engine = self.engine
         ctx = engine.context(scope.state, scope.identity, it.headers, it.kind)
-        items = [(resource, engine.describer.describe(resource)) for resource in resources]
+        describe = engine.describer.describe
+        memo = {} if memo is None else memo
+        items = []
+        for resource in resources:
+            item = memo.get(id(resource))
+            if item is None:
+                item = memo[id(resource)] = describe(resource)
+            items.append((resource, item))
         patients = {patient for _, item in items for patient in item.patients}
         facts = {}
         if patients:
@@ -58,10 +74,13 @@ class ConsentScreen:
                 facts = engine.facts(scope.state, connection, patients)
         now = engine.clock()
         record = scope.state.get(STATE_RECORDS, {}).get(id(it))
-        decided: dict[DisclosedResource, Decision] = {}
+        decided: dict[tuple[object, ...], Decision] = {}  # the id never matters to a decision: once per shape
+        if record is not None:  # the stage takes the descriptions and the decisions from here
+            record.described.update((id(resource), (resource, item)) for resource, item in items)
+            decided = record.decided
         screening = Screening()
         for resource, item in items:
-            key = replace(item, id=None)
+            key = item.shape
             decision = decided.get(key)
             if decision is None:
                 decision = decided[key] = decide(engine.policy, ctx, item, facts, now)

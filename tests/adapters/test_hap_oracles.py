@@ -176,12 +176,32 @@ def test_patient_identity_and_name(message: str) -> None:
     assert family in patient["name"][0]["family"]
 
 
+THESAURUS_40 = "urn:oid:2.16.840.1.113883.2.4.4.1.902.40"  # G-Standaard contra-indications
+CONTRA_INDICATION = "http://nictiz.nl/fhir/StructureDefinition/nl-core-MedicationContraIndication"
+
+
 def stu3_summary() -> dict[str, list[etree._Element]]:
+    """Nictiz' STU3 resources by type. Its AllergyIntolerances coded in thesaurus 40 are medication
+    contra-indications, which zib2020 models as their own zib (nl-core-MedicationContraIndication, a Flag): they
+    are listed as `ContraIndication`."""
     root = etree.parse(str(SUMMARY / "expected-stu3-bundle" / "QUPC_IN990002NL_01.xml")).getroot()
     by_type: dict[str, list[etree._Element]] = {}
     for holder in root.iter(FHIR + "resource"):
         resource = holder[0]
-        by_type.setdefault(resource.tag.removeprefix(FHIR), []).append(resource)
+        kind = resource.tag.removeprefix(FHIR)
+        if kind == "AllergyIntolerance" and any(system for system, _ in stu3_codes([resource])
+                                                if system == THESAURUS_40):
+            kind = "ContraIndication"
+        by_type.setdefault(kind, []).append(resource)
+    return by_type
+
+
+def translated_summary() -> dict[str, list[dict[str, Any]]]:
+    """The R4 resources by type, the nl-core-MedicationContraIndication Flags as `ContraIndication`."""
+    by_type = translated(SUMMARY / "QUPC_IN990002NL_01.xml")
+    flags = by_type.pop("Flag", [])
+    by_type["Flag"] = [f for f in flags if f["meta"]["profile"] != [CONTRA_INDICATION]]
+    by_type["ContraIndication"] = [f for f in flags if f["meta"]["profile"] == [CONTRA_INDICATION]]
     return by_type
 
 
@@ -197,12 +217,14 @@ def stu3_codes(resources: list[etree._Element]) -> set[tuple[str, str]]:
 
 @pytest.mark.parametrize(("stu3_type", "r4_type"), [
     ("Condition", "Condition"), ("EpisodeOfCare", "EpisodeOfCare"), ("Encounter", "Encounter"),
-    ("AllergyIntolerance", "AllergyIntolerance"), ("Flag", "Flag"), ("MedicationRequest", "MedicationRequest"),
-    ("Medication", "Medication"), ("Composition", "Composition"), ("Patient", "Patient"),
+    ("AllergyIntolerance", "AllergyIntolerance"), ("Flag", "Flag"), ("ContraIndication", "ContraIndication"),
+    ("MedicationRequest", "MedicationRequest"), ("Medication", "Medication"), ("Composition", "Composition"),
+    ("Patient", "Patient"),
 ])
 def test_professionele_samenvatting_matches_the_stu3_oracle(stu3_type: str, r4_type: str) -> None:
     expected = stu3_summary()[stu3_type]
-    by_type = translated(SUMMARY / "QUPC_IN990002NL_01.xml")
+    by_type = translated_summary()
+    assert expected
     actual = by_type[r4_type]
     assert len(actual) == len(expected)
     if r4_type == "Composition":  # in R4 the journal lines are SOAPLine Observations the sections point at
@@ -218,8 +240,29 @@ def test_professionele_samenvatting_matches_the_stu3_oracle(stu3_type: str, r4_t
 
 def test_professionele_samenvatting_measurements_match_the_stu3_oracle() -> None:
     expected = stu3_summary()["Observation"]
-    actual = [r for r in translated(SUMMARY / "QUPC_IN990002NL_01.xml")["Observation"]
+    actual = [r for r in translated_summary()["Observation"]
               if "SOAPReport.SOAPLine" not in (r.get("meta", {}).get("profile") or [""])[0]]
     assert len(actual) == len(expected)
     assert stu3_codes(expected) - {c for c in stu3_codes(expected) if "ObservationInterpretation" in c[0]} \
         <= codings(actual)
+
+
+def test_repeated_professional_is_mapped_once_and_unmapped_parts_listed_at_each_occurrence() -> None:
+    """The measurements name the same professional on every statement (mapped once, replayed after): an element
+    of it that the adapter does not map is still listed at every occurrence, with its own path."""
+    raw = (KETENZORG / "algemene_bepalingen_POOB_IN990003NL_01.xml").read_bytes()
+    responsible = b'<id extension="900014718" root="2.16.528.1.1007.3.1"/>'
+    occurrences = raw.count(responsible)
+    assert occurrences > 2
+    planted = raw.replace(responsible, responsible + b"<certificateText>planted</certificateText>")
+    translation = translate_hap(planted)
+    listed = [u for u in translation.unmapped if u.value == "planted"]
+    assert len(listed) == occurrences
+    assert len({u.xpath for u in listed}) == occurrences
+    assert all(u.xpath.endswith("/hl7:participantRole/hl7:certificateText") for u in listed)
+    professionals = [m for m in translation.resources if m.resource_type == "Practitioner"
+                     and {"system": "http://fhir.nl/fhir/NamingSystem/uzi-nr-pers", "value": "900014718"}
+                     in m.resource.get("identifier", [])]
+    assert len(professionals) == 1
+    original = {m.key: m.resource for m in translate_hap(raw).resources}
+    assert {m.key: m.resource for m in translation.resources} == original

@@ -99,3 +99,34 @@ def test_cli_ingests_vvt_files(tmp_path: Path, database_url: str, monkeypatch: p
     result = CliRunner().invoke(cli_app, ["ingest", "--source", "vvt", "--database", database_url, str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert f"accepted: {len(list(tmp_path.iterdir()))}" in result.output
+
+
+def test_the_same_logical_id_from_two_organisations_is_two_resources(service, services) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
+    """A STU3 logical id is only unique at its sender: `Patient/1` from two nursing homes must not land on
+    one stored resource (one home's data would be shown as the other's patient)."""
+    import dataclasses
+
+    from gateway.ingest.actor import cli_identity
+
+    patient = {"resourceType": "Patient", "id": "1", "identifier": [
+        {"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "999911120"}], "name": [{"family": "A"}]}
+    observation = {"resourceType": "Observation", "id": "1", "status": "final",
+                   "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                   "subject": {"reference": "Patient/1"},
+                   "valueQuantity": {"value": 70, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}}
+    written = []
+    for ura, value in (("90000401", 70), ("90000402", 90)):
+        identity = dataclasses.replace(cli_identity(), ura=ura)
+        sent = json.loads(json.dumps(observation))
+        sent["valueQuantity"]["value"] = value
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": f"http://vendor.example/fhir/{r['resourceType']}/1", "resource": r} for r in (patient, sent)]}
+        result = service.ingest("vvt", json.dumps(bundle).encode(), identity, lenient=True)
+        assert result.record.status == "accepted", result.record.outcome
+        written.append(next(e["response"]["location"] for e in result.response["entry"]
+                            if e["response"]["location"].startswith("Observation/")))
+    assert written[0].split("/_history")[0] != written[1].split("/_history")[0]
+    with services.store.read(False) as connection:
+        values = [services.store.get(connection, "Observation", w.split("/")[1]).resource()["valueQuantity"]["value"]
+                  for w in written]
+    assert values == [70, 90]  # neither overwrote the other

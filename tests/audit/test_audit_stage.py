@@ -186,7 +186,91 @@ def test_transaction_reads_are_filtered_and_audited_in_the_transaction(services:
     entries = result.resource["entry"]
     assert entries[0]["resource"]["id"] == "o1"
     assert "resource" not in entries[1] and entries[1]["response"]["status"].startswith("201")
-    assert count(services) - before >= 4  # two entries (+ decisions) and the transaction itself
+    # one interaction, one AuditEvent (IHE BALP): it lists both entries' patients and resources
+    new = events(services)[before:]
+    interactions = [e for e in new if "AuthZconsent" not in str(e.get("meta"))]
+    assert len(interactions) == 1
+    [event] = interactions
+    assert [s["code"] for s in event["subtype"]] == ["transaction", "create", "read"]
+    what = [e["what"]["reference"] for e in event["entity"] if "what" in e]
+    created = entries[1]["response"]["location"]  # Observation/<id>/_history/1
+    assert {"Patient/p1", "Patient/p2", "Observation/o1", created} <= set(what)
+    details = [d["valueString"] for d in event["entity"][-1]["detail"] if d["type"] == "entry"]
+    created_id = created.split("/")[1]
+    assert details == [f"POST Observation/{created_id} -> 201", "GET Observation/o1 -> 200"]
+    decisions = [e for e in new if "AuthZconsent" in str(e.get("meta"))]
+    assert {e["entity"][0]["what"]["reference"] for e in decisions} >= {"Patient/p1"}
+
+
+def test_a_failed_transaction_is_one_event_with_the_failure(services: Any) -> None:
+    before = count(services)
+    body = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"request": {"method": "POST", "url": "Observation"},
+             "resource": {"resourceType": "Observation", "status": "final", "code": {"text": "z"},
+                          "subject": {"reference": "Patient/p1"}}},
+            {"request": {"method": "GET", "url": "Observation/o2"}},  # p2: no contact, 404: all rolled back
+        ],
+    }
+    with pytest.raises(FhirError) as caught:
+        dispatch(services, Interaction("transaction", "POST", body=body))
+    assert caught.value.status == 404
+    new = events(services)[before:]
+    [event] = [e for e in new if "AuthZconsent" not in str(e.get("meta"))]
+    assert event["outcome"] == "4" and [s["code"] for s in event["subtype"]] == ["transaction", "create", "read"]
+    details = [d["valueString"] for d in event["entity"][-1]["detail"] if d["type"] == "entry"]
+    assert details[1].startswith("GET Observation/o2 -> 404")
+    # the denial inside the rolled-back transaction is still on record
+    decided = {(d["entity"][0]["what"]["reference"], d["subtype"][0]["code"]) for d in new if d is not event}
+    assert ("Patient/p2", "deny") in decided
+
+
+def test_transaction_audit_failure_denies_and_rolls_back(services: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    stage = next(s for s in services.pipeline.stages if isinstance(s, AuditStage))
+    with services.store.read() as connection:
+        observations = services.store.count(connection, "Observation")
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise AuditWriteError("disk full")
+
+    monkeypatch.setattr(stage.log, "append_all", broken)
+    body = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "POST", "url": "Observation"},
+                   "resource": {"resourceType": "Observation", "status": "final", "code": {"text": "t"},
+                                "subject": {"reference": "Patient/p1"}}}],
+    }
+    with pytest.raises(FhirError) as caught:
+        dispatch(services, Interaction("transaction", "POST", body=body))
+    assert caught.value.status == 500
+    with services.store.read() as connection:
+        assert services.store.count(connection, "Observation") == observations  # no data without its audit
+
+
+def test_batch_reads_are_one_event_and_batch_writes_keep_their_own(services: Any) -> None:
+    before = count(services)
+    body = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"request": {"method": "GET", "url": "Observation/o1"}},
+            {"request": {"method": "GET", "url": "Condition/c1"}},
+            {"request": {"method": "POST", "url": "Observation"},
+             "resource": {"resourceType": "Observation", "status": "final", "code": {"text": "b"},
+                          "subject": {"reference": "Patient/p1"}}},
+        ],
+    }
+    result = dispatch(services, Interaction("batch", "POST", body=body))
+    assert [e["response"]["status"][:3] for e in result.resource["entry"]] == ["200", "200", "201"]
+    new = [e for e in events(services)[before:] if "AuthZconsent" not in str(e.get("meta"))]
+    assert sorted(e["subtype"][0]["code"] for e in new) == ["batch", "create"]  # the write committed alone
+    [batch] = [e for e in new if e["subtype"][0]["code"] == "batch"]
+    assert [s["code"] for s in batch["subtype"]] == ["batch", "read"]
+    what = {e["what"]["reference"] for e in batch["entity"] if "what" in e}
+    assert {"Patient/p1", "Observation/o1", "Condition/c1"} <= what
 
 
 def test_write_and_audit_share_the_transaction(services: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -159,3 +159,63 @@ def test_chained_criteria_match_from_the_changed_slots(services, limburg_unit, c
     subscription = ActiveSubscription("s", resource_type, tuple(params), "websocket", None, "", (), None)
     found = matching_ids(services, subscription, [key.slot_id(0), key.slot_id(1)])
     assert set(found) == {key.slot_id(i) for i in matches}
+
+
+def test_a_slow_rest_hook_receiver_does_not_delay_websockets(client, app, database_url) -> None:  # type: ignore[no-untyped-def]
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            time.sleep(8)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    slow = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    try:
+        criteria = "Slot?schedule.region=brabant"
+        for channel in ({"type": "rest-hook", "endpoint": f"http://127.0.0.1:{slow.server_address[1]}/hook"},
+                        {"type": "websocket"}):
+            created = client.post("/fhir/Subscription", headers=FHIR_JSON, json=_subscription(criteria, channel))
+            assert created.status_code == 201, created.text
+        websocket_id = created.json()["id"]
+        token = obtain_token(app, database_url)["access_token"]
+        with client.websocket_connect(PATH, headers={"Authorization": f"Bearer {token}"}) as socket:
+            socket.send_text(f"bind {websocket_id}")
+            assert socket.receive_text() == f"bound {websocket_id}"
+            unit = model.UnitKey("33333335", "IC-B", "zh-ic")
+            _report(client, unit, 2, 1, "brabant", 2)  # the rest-hook worker is now busy for 5 s and more
+            started = time.monotonic()
+            _report(client, unit, 2, 2, "brabant", 1)
+            assert socket.receive_text() == f"ping {websocket_id}"
+            assert socket.receive_text() == f"ping {websocket_id}"
+            assert time.monotonic() - started < 4, "the websocket waited for the slow rest-hook"
+    finally:
+        slow.shutdown()
+
+
+def test_the_browser_route_wants_a_valid_token_first(client, app, database_url) -> None:  # type: ignore[no-untyped-def]
+    from gateway.capacity.websocket import BROWSER_PATH
+
+    anonymous = TestClient(app)  # no Authorization header: browsers cannot send one on a websocket
+    for first in ("bind something", "token not-a-jwt"):
+        with anonymous.websocket_connect(BROWSER_PATH) as socket:
+            socket.send_text(first)
+            assert socket.receive_text().startswith("error ")
+            with pytest.raises(WebSocketDisconnect) as closed:
+                socket.receive_text()
+            assert closed.value.code == 1008
+    created = client.post("/fhir/Subscription", headers=FHIR_JSON, json=_subscription(
+        "Slot?schedule.region=zwolle", {"type": "websocket"}))
+    token = obtain_token(app, database_url)["access_token"]
+    with anonymous.websocket_connect(BROWSER_PATH) as socket:
+        socket.send_text(f"token {token}")
+        assert socket.receive_text() == "authenticated"
+        socket.send_text(f"bind {created.json()['id']}")
+        assert socket.receive_text() == f"bound {created.json()['id']}"
+        _report(client, model.UnitKey("33333336", "IC-Z", "zh-ic"), 1, 1, "zwolle", 1)
+        assert socket.receive_text() == f"ping {created.json()['id']}"

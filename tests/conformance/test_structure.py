@@ -56,19 +56,6 @@ def test_every_r4_package_resource_is_structurally_sound(model: TypeModel) -> No
     assert len(found) == 11
 
 
-def test_typical_patient_is_fast(model: TypeModel) -> None:
-    packages = PackageSet.from_paths(default_package_paths())
-    resource = next(r for name, r in packages.examples() if name == "Patient-example.json")
-    assert check_structure(resource, model) == []
-    rounds = 500
-    started = time.perf_counter()
-    for _ in range(rounds):
-        check_structure(resource, model)
-    per_call_ms = (time.perf_counter() - started) / rounds * 1000
-    print(f"\nPatient-example: {per_call_ms:.3f} ms per check")
-    assert per_call_ms < 1.5  # target 0.3 ms; generous bound for a shared, noisy machine
-
-
 def test_valid_resource_has_no_issues(model: TypeModel) -> None:
     resource = patient(
         id="p-1.a", active=True, name=[{"given": ["A", None], "_given": [None, {"extension": [

@@ -130,7 +130,7 @@ def test_slicing_by_value_closed_and_minimum(validator: Validator) -> None:
 def test_bindings_required_extensible_and_not_checkable(validator: Validator) -> None:
     assert "Patient.gender" in expressions(validator, good_patient(gender="vrouw"))
     observation = {"resourceType": "Observation", "id": "o", "text": DIV, "status": "final",
-                   "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                   "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
                    "interpretation": [{"coding": [{"system": "urn:local", "code": "x"}]}]}
     issues = validator.validate_issues(observation)
     assert not [i for i in issues if i.is_error]

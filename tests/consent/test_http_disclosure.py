@@ -3,6 +3,7 @@ response *and* in the AuditEvents recorded under the response's decision id."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,8 +108,14 @@ def test_transaction_response_does_not_echo_another_patients_data(gateway: Gatew
     assert entries[2]["resource"]["total"] == 0 and "entry" not in entries[2]["resource"]
     assert "new-for-b" not in response.text and "secret-of-b" not in response.text
     events = audited(gateway, response)
-    kinds = sorted(e["subtype"][0]["code"] for e in events if "AuthZconsent" not in str(e.get("meta")))
-    assert kinds == ["create", "read", "search-type", "transaction"]
+    # one interaction, one AuditEvent (IHE BALP): the transaction's, listing what each entry did
+    [event] = [e for e in events if "AuthZconsent" not in str(e.get("meta"))]
+    assert [s["code"] for s in event["subtype"]] == ["transaction", "create", "read", "search-type"]
+    what = {e["what"]["reference"] for e in event["entity"] if "what" in e}
+    created = entries[0]["response"]["location"]
+    assert {"Patient/pa", "Patient/pb", "Observation/oa1", created} <= what
+    assert "new-for-b" not in json.dumps(event)  # the audit names what was written, it does not copy it
+    assert ("Patient/pb", "zcc-no-contact", "deny") in decisions(events)  # the search entry's withheld result
 
 
 def test_a_denied_read_inside_a_transaction_looks_like_an_unknown_one(gateway: Gateway) -> None:

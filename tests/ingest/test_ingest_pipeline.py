@@ -177,13 +177,13 @@ def test_one_provenance_targets_everything_written(service: IngestService) -> No
 def test_retry_reprocesses_a_rejected_record_after_a_fix(services) -> None:  # type: ignore[no-untyped-def]
     from gateway.adapters.hap import translate_hap
 
-    def broken(raw: bytes):  # type: ignore[no-untyped-def]
+    def broken(raw: bytes, submitter: str):  # type: ignore[no-untyped-def]
         raise ValueError("adapter bug")
 
     broken_service = IngestService(services, adapters={"hap": broken})
     rejected = ingest(broken_service, episode_message("retry-1", episode_id="retry-ep"))
     assert rejected.record.status == "rejected"
-    fixed = IngestService(services, adapters={"hap": translate_hap})
+    fixed = IngestService(services, adapters={"hap": lambda raw, _: translate_hap(raw)})
     assert rejected.record.id in fixed.records.ids_with_status("rejected")
     retried = fixed.retry(rejected.record.id, cli_identity())
     assert retried.record.id == rejected.record.id and retried.record.status == "accepted"
@@ -195,7 +195,7 @@ def test_database_unavailable_is_not_a_rejection(services) -> None:  # type: ign
     stays kept as `received`, so it can be re-processed, and it is not listed as rejected."""
     from sqlalchemy.exc import OperationalError
 
-    def database_gone(raw: bytes):  # type: ignore[no-untyped-def]
+    def database_gone(raw: bytes, submitter: str):  # type: ignore[no-untyped-def]
         raise OperationalError("INSERT ...", {}, Exception("database is locked"))
 
     service = IngestService(services, adapters={"hap": database_gone})

@@ -53,3 +53,35 @@ def test_unknown_source_and_unknown_record_are_404(client: TestClient) -> None:
 def test_ingest_needs_a_token(app) -> None:  # type: ignore[no-untyped-def]
     with TestClient(app) as anonymous:
         assert anonymous.post("/ingest/hap", content=b"<x/>").status_code == 401
+
+
+def test_one_ingested_message_is_one_audit_event_listing_every_resource(client: TestClient, services) -> None:  # type: ignore[no-untyped-def]
+    """IHE BALP: one interaction, one AuditEvent. The message's transaction yields one event whose entities
+    name every resource written (as Type/id/_history/n), plus at most the consent decision events."""
+    import json
+
+    from sqlalchemy import func, select
+
+    from gateway.audit.log import AuditLog
+    from gateway.audit.schema import audit_event
+
+    with services.store.read() as connection:
+        before = connection.execute(select(func.max(audit_event.c.seq))).scalar_one() or 0
+    raw = episode_message("route-audit", episode_id="route-audit-ep")
+    response = client.post("/ingest/hap", content=raw)
+    assert response.status_code == 201, response.text
+    written = [e["response"]["location"] for e in response.json()["entry"][1:]]
+    assert len(written) >= 2
+    with services.store.read() as connection:
+        rows = connection.execute(select(audit_event.c.kind, audit_event.c.body)
+                                  .where(audit_event.c.seq > before).order_by(audit_event.c.seq)).all()
+        assert AuditLog().verify(connection).ok
+    transactions = [json.loads(row.body) for row in rows if row.kind != "AuthZconsent"]
+    assert len(transactions) == 1  # was one event per entry (+ one per decision) before
+    [event] = transactions
+    assert event["subtype"][0]["code"] == "transaction" and event["outcome"] == "0"
+    what = {e["what"]["reference"] for e in event["entity"] if "what" in e}
+    assert set(written) <= what
+    entries = [d["valueString"] for d in event["entity"][-1]["detail"] if d["type"] == "entry"]
+    assert len(entries) == len(written) and all(e.endswith(("-> 201", "-> 200")) for e in entries)
+    assert len(rows) - 1 <= len({p for p in what if p.startswith("Patient/")}) * 2  # decisions grouped per patient

@@ -89,7 +89,7 @@ def test_hl7v3_reader(raw: bytes) -> None:
 def test_ingestion_adapters_refuse_with_a_value_error(source: str, raw: bytes) -> None:
     """The ingestion service turns a ValueError into a rejected record with its reason; anything else would
     be an internal error."""
-    bounded(ADAPTERS[source], raw, (ValueError,))
+    bounded(lambda message: ADAPTERS[source](message, "90000001"), raw, (ValueError,))
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,

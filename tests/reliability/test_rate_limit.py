@@ -65,7 +65,7 @@ def test_invalid_configuration_is_refused() -> None:
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, str]]:
     database_url = f"sqlite:///{tmp_path_factory.mktemp('rate') / 'gateway.db'}"
     settings = Settings(database_url=database_url, base_url="http://testserver/fhir", consent=False,
-                        rate_limit=0.5, rate_burst=8)
+                        rate_limit=0.001, rate_burst=8)  # no refill within a (slow) test run
     app = create_app(services=build_services(settings))
     with TestClient(app) as client:
         yield client, database_url

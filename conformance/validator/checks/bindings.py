@@ -82,8 +82,10 @@ def _check_codings(codings: list[Any], value_set: str, name: str, severity: str,
                f"(codes = {', '.join(str(c.get('system')) + '#' + str(c.get('code')) for c, _ in verdicts)})")
 
 
-def check_coding_known(coding: dict[str, Any], terminology: Terminology, report: Report) -> None:
-    """A code must exist in its CodeSystem when that CodeSystem is available and complete here."""
+def check_coding_known(coding: dict[str, Any], terminology: Terminology, report: Report,
+                       display_severity: str = "warning") -> None:
+    """A code must exist in its CodeSystem when that CodeSystem is available and complete here; its display, when
+    given, must be one of the code's designations (reported with `display_severity`)."""
     system, code = coding.get("system"), coding.get("code")
     if not isinstance(system, str) or not isinstance(code, str):
         return
@@ -94,7 +96,7 @@ def check_coding_known(coding: dict[str, Any], terminology: Terminology, report:
     expected = terminology.display_of(system, code)
     known = {d.strip().lower() for d in terminology.displays_of(system, code)}
     if isinstance(display, str) and expected and display.strip().lower() not in known:
-        report("warning", "invalid",
+        report(display_severity, "invalid",
                f"Wrong Display Name '{display}' for {system}#{code}. Valid display is '{expected}'")
 
 

@@ -1,4 +1,5 @@
-"""Alerts (nl-core-Alert, Flag) and contra-indications / intolerances (nl-core-AllergyIntolerance)."""
+"""Alerts (nl-core-Alert, Flag), medication contra-indications (nl-core-MedicationContraIndication, Flag) and
+allergies / intolerances (nl-core-AllergyIntolerance)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ NOT_APPLICABLE = {"system": "http://terminology.hl7.org/CodeSystem/data-absent-r
 ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 # SNOMED allergy/propensity types -> AllergyIntolerance.category
+# zib MedicationContraIndication: Flag.category is fixed to this SNOMED concept
+CONTRA_INDICATION_CATEGORY = {"coding": [{"system": SNOMED, "code": "140401000146105",
+                                          "display": "contra-indicatie met betrekking op medicatiebewaking"}]}
 ALLERGY_CATEGORIES = {"419511003": "medication", "416098002": "medication", "418471000": "food",
                       "414285001": "food", "419199007": "environment", "426232007": "environment"}
 
@@ -67,21 +71,35 @@ def alert(ctx: MappingContext, element: Element, fallback: str) -> dict[str, Any
     code = value or kind or {"text": description or "alert"}
     if concerns and not named:  # the alert is its condition: Flag.code says so (zib-Alert-2)
         code = {"coding": [NOT_APPLICABLE], "text": description or (kind or {}).get("text") or "alert"}
-    if description and "text" not in code:
-        code = {**code, "text": description}
-    resource["code"] = code
-    resource["subject"] = ctx.patient_reference()
-    if when:
-        resource["period"] = when
-    recorder, _ = author(ctx, element)
-    if recorder:
-        resource["author"] = recorder
-    ctx.add(key, resource)
-    return ctx.reference(key)
+    return _add_flag(ctx, element, key, resource, code, description, when)
+
+
+def contra_indication(ctx: MappingContext, element: Element, fallback: str) -> dict[str, Any]:
+    """A ContraIndication (G-Standaard thesaurus 40) -> Flag (nl-core-MedicationContraIndication).
+
+    Nictiz' STU3 mapping made these AllergyIntolerances; zib2020 has its own zib for them, whose code is bound
+    to thesaurus 40 (nl-core-AllergyIntolerance binds `code` to the substance lists, which thesaurus 40 is not)."""
+    ctx.visit(element)
+    key = statement_key(ctx, "Flag", element, fallback)
+    resource: dict[str, Any] = {"resourceType": "Flag", "meta": profiles.meta(profiles.MEDICATION_CONTRA_INDICATION)}
+    idents = identifier_list(element)
+    if idents:
+        resource["identifier"] = idents
+    ctx.take(child(element, "code"))  # CI: the kind of statement, implied by the profile
+    status = status_code(ctx, element)
+    when = period(ctx.take(child(element, "effectiveTime")))
+    value = codeable_concept(ctx.take(child(element, "value")))
+    description = text(ctx, element)
+    # statusCode `completed` is the observation's own state (recorded), not the end of the contra-indication
+    ended = status in {"aborted", "nullified"} or bool(when and when.get("end"))
+    resource["status"] = "inactive" if ended else "active"
+    resource["category"] = [CONTRA_INDICATION_CATEGORY]
+    code = value or {"text": description or "contra-indicatie"}
+    return _add_flag(ctx, element, key, resource, code, description, when)
 
 
 def allergy(ctx: MappingContext, element: Element, fallback: str, concern_status: str | None = None) -> dict[str, Any]:
-    """ObservationIntolerance / ContraIndication / an allergy assertion -> AllergyIntolerance."""
+    """ObservationIntolerance / an allergy assertion -> AllergyIntolerance."""
     ctx.visit(element)
     key = statement_key(ctx, "AllergyIntolerance", element, fallback)
     resource: dict[str, Any] = {"resourceType": "AllergyIntolerance", "meta": profiles.meta(profiles.ALLERGY)}
@@ -124,5 +142,21 @@ def allergy(ctx: MappingContext, element: Element, fallback: str, concern_status
         resource["recordedDate"] = recorded
     if recorder:
         resource["recorder"] = recorder
+    ctx.add(key, resource)
+    return ctx.reference(key)
+
+
+def _add_flag(ctx: MappingContext, element: Element, key: str, resource: dict[str, Any], code: dict[str, Any],
+              description: str | None, when: dict[str, Any] | None) -> dict[str, Any]:
+    """What every Flag gets: its code (with the statement's text), the patient, the period, the author."""
+    if description and "text" not in code:
+        code = {**code, "text": description}
+    resource["code"] = code
+    resource["subject"] = ctx.patient_reference()
+    if when:
+        resource["period"] = when
+    recorder, _ = author(ctx, element)
+    if recorder:
+        resource["author"] = recorder
     ctx.add(key, resource)
     return ctx.reference(key)

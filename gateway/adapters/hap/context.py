@@ -3,13 +3,23 @@ and the issues found."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lxml import etree
+
 from gateway.adapters.hap.model import MappedResource, TranslationIssue, placeholder_url
-from gateway.adapters.hl7v3.consumed import Consumption
+from gateway.adapters.hl7v3.consumed import Consumption, SubtreeMarks
 from gateway.adapters.hl7v3.identifiers import identifier, identifier_key
 from gateway.adapters.hl7v3.xml import Element
+
+
+@dataclass(frozen=True)
+class Remembered:
+    result: dict[str, Any] | None
+    marks: SubtreeMarks
+    issues: tuple[TranslationIssue, ...]
 
 
 @dataclass
@@ -19,6 +29,15 @@ class MappingContext:
     issues: list[TranslationIssue] = field(default_factory=list)
     patient_key: str | None = None
     patient_display: str | None = None
+    _keys_by_url: dict[str, str] = field(default_factory=dict)
+    # results of mappers for repeated identical parts of the message (e.g. the same author on every statement),
+    # keyed on (mapper, serialised subtree); see `remembered`
+    _remembered: dict[tuple[str, bytes], Remembered] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # the mappers' most frequent calls: bound straight to the consumption's methods (same behaviour)
+        self.take = self.consumption.take  # type: ignore[method-assign]
+        self.visit = self.consumption.visit  # type: ignore[method-assign]
 
     # -- consumption ---------------------------------------------------------------------------------------
 
@@ -36,6 +55,7 @@ class MappingContext:
         existing = self.resources.get(key)
         if existing is None:
             self.resources[key] = MappedResource(key, resource)
+            self._keys_by_url[placeholder_url(key)] = key
             return resource
         merged = existing.resource
         for name, value in resource.items():
@@ -49,10 +69,7 @@ class MappingContext:
 
     def key_of(self, reference: dict[str, Any]) -> str:
         """The source key of a placeholder reference made by `reference`."""
-        return self._keys_by_url()[reference["reference"]]
-
-    def _keys_by_url(self) -> dict[str, str]:
-        return {placeholder_url(key): key for key in self.resources}
+        return self._keys_by_url[reference["reference"]]
 
     def reference(self, key: str, display: str | None = None) -> dict[str, Any]:
         ref: dict[str, Any] = {"reference": placeholder_url(key)}
@@ -67,6 +84,27 @@ class MappingContext:
         if self.patient_key is None:
             raise AssertionError("the patient is mapped before any clinical statement")
         return self.reference(self.patient_key, self.patient_display)
+
+    # -- repeated parts ------------------------------------------------------------------------------------
+
+    def remembered(self, mapper: str, element: Element,
+                   mapping: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """`mapping()` (which maps `element`, a subtree) once per distinct content of the subtree: for a byte-
+        identical subtree the result is replayed: the same reference (a copy), the same elements consumed, the
+        same issues. Only for mappers whose effects are that: resources added by key (re-adding identical content
+        is a no-op merge), consumption inside `element`, and warnings."""
+        signature = (mapper, etree.tostring(element, with_tail=False))
+        found = self._remembered.get(signature)
+        if found is not None:
+            self.consumption.apply(element, found.marks)
+            self.issues.extend(found.issues)
+            return dict(found.result) if found.result is not None else None
+        issues_before = len(self.issues)
+        result = mapping()
+        self._remembered[signature] = Remembered(
+            dict(result) if result is not None else None, self.consumption.marks_within(element),
+            tuple(self.issues[issues_before:]))
+        return result
 
     def warn(self, diagnostics: str, code: str = "informational", xpath: str | None = None) -> None:
         self.issues.append(TranslationIssue("warning", code, diagnostics, xpath))

@@ -113,6 +113,11 @@ def health_professional(ctx: MappingContext, assigned: Element | None) -> dict[s
     (with its Practitioner and Organization), or a Practitioner reference when there is no role to state."""
     if assigned is None:
         return None
+    # the same professional is usually repeated on every statement of a message: mapped once, replayed after
+    return ctx.remembered("health_professional", assigned, lambda: _health_professional(ctx, assigned))
+
+
+def _health_professional(ctx: MappingContext, assigned: Element) -> dict[str, Any] | None:
     ctx.visit(assigned)
     idents = identifiers([ctx.take(e) for e in children(assigned, "id")])  # type: ignore[misc]
     person = None

@@ -1,6 +1,6 @@
 """QUPC_IN990002NL, the professionele samenvatting: PrimaryCareProvision -> patient, GP, episodes with their
 problems, contacts with journal (SOAP) and diagnoses and prescriptions, measurements, alerts,
-contra-indications and intolerances."""
+medication contra-indications and intolerances."""
 
 from __future__ import annotations
 
@@ -48,12 +48,16 @@ def map_summary(ctx: MappingContext, provision: Element, patient_key: str) -> No
             lab = child(found, "templateId") is not None and any(
                 t.get("root") == "2.16.840.1.113883.2.4.3.11.60.66.10.203" for t in children(found, "templateId"))
             observations.observation(ctx, found, f"summary|observation|{index}", laboratory=lab)
-    for name, kind in (("component3", "ContraIndication"), ("component4", "ObservationIntolerance")):
-        for index, component in enumerate(children(provision, name)):
-            ctx.visit(component)
-            found = child(component, kind)
-            if found is not None:
-                alerts.allergy(ctx, found, f"summary|{kind}|{index}")
+    for index, component in enumerate(children(provision, "component3")):
+        ctx.visit(component)
+        found = child(component, "ContraIndication")
+        if found is not None:
+            alerts.contra_indication(ctx, found, f"summary|ContraIndication|{index}")
+    for index, component in enumerate(children(provision, "component4")):
+        ctx.visit(component)
+        found = child(component, "ObservationIntolerance")
+        if found is not None:
+            alerts.allergy(ctx, found, f"summary|ObservationIntolerance|{index}")
 
 
 def _birthplace(ctx: MappingContext, person: Element | None) -> None:

@@ -11,16 +11,22 @@ from gateway.adapters.hl7v3.xml import Element, child, children, text_of
 
 
 def coding(element: Element | None) -> dict[str, Any] | None:
-    if element is None or not element.get("code"):
+    if element is None:
+        return None
+    code = element.get("code")
+    if not code:
         return None
     result: dict[str, Any] = {}
-    if element.get("codeSystem"):
-        result["system"] = code_system(element.get("codeSystem", ""))
-    if element.get("codeSystemVersion"):
-        result["version"] = element.get("codeSystemVersion")
-    result["code"] = element.get("code", "").strip()
-    if element.get("displayName"):
-        result["display"] = element.get("displayName")
+    system = element.get("codeSystem")
+    if system:
+        result["system"] = code_system(system)
+    version = element.get("codeSystemVersion")
+    if version:
+        result["version"] = version
+    result["code"] = code.strip()
+    display = element.get("displayName")
+    if display:
+        result["display"] = display
     return result
 
 

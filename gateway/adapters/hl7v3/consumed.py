@@ -42,22 +42,64 @@ class Consumption:
             self._nodes.add(element)
         return element
 
+    def marks_within(self, root: Element) -> SubtreeMarks:
+        """What was consumed inside `root`, as child-index paths relative to it (to replay on an identical
+        subtree with `apply`, so a mapper can reuse its result for a repeated part of a message)."""
+        taken: list[tuple[int, ...]] = []
+        visited: list[tuple[int, ...]] = []
+        for element in root.iter():
+            in_trees, in_nodes = element in self._trees, element in self._nodes
+            if in_trees or in_nodes:
+                where = _positions(element, root)
+                if in_trees:
+                    taken.append(where)
+                if in_nodes:
+                    visited.append(where)
+        return SubtreeMarks(tuple(taken), tuple(visited))
+
+    def apply(self, root: Element, marks: SubtreeMarks) -> None:
+        """Mark the elements of `root` at the paths of `marks` as `marks_within` found them."""
+        for paths, into in ((marks.taken, self._trees), (marks.visited, self._nodes)):
+            for where in paths:
+                node = root
+                for index in where:
+                    node = node[index]
+                into.add(node)
+
     def unmapped(self, root: Element) -> list[Unmapped]:
         """Every element outside the taken subtrees that was not visited and carries a value, in document
-        order. Paths are built only for those (the walk itself stays in lxml's C iteration)."""
-        consumed: set[Element] = set()
-        for tree in self._trees:
-            consumed.update(tree.iter())
-        for skipped in root.iter(*STRUCTURAL_ELEMENTS):
-            consumed.update(skipped.iter())
+        order. The walk does not descend into taken subtrees (most of a message), and paths are built only for
+        the elements reported."""
+        trees, nodes = self._trees, self._nodes
         found: list[Unmapped] = []
-        for element in root.iter():
-            if not isinstance(element.tag, str) or element in consumed or element in self._nodes:
+        stack = [root]
+        while stack:
+            element = stack.pop()
+            tag = element.tag
+            if not isinstance(tag, str) or tag in STRUCTURAL_ELEMENTS or element in trees:
                 continue
-            value = _describe(element)
-            if value:
-                found.append(Unmapped(_xpath(element, root), value))
+            if element not in nodes:
+                value = _describe(element)
+                if value:
+                    found.append(Unmapped(_xpath(element, root), value))
+            stack.extend(reversed(element))  # children, first child on top: document order
         return found
+
+
+@dataclass(frozen=True)
+class SubtreeMarks:
+    taken: tuple[tuple[int, ...], ...]
+    visited: tuple[tuple[int, ...], ...]
+
+
+def _positions(element: Element, root: Element) -> tuple[int, ...]:
+    steps = []
+    node = element
+    while node is not root:
+        parent = node.getparent()
+        steps.append(parent.index(node))
+        node = parent
+    return tuple(reversed(steps))
 
 
 def _xpath(element: Element, root: Element) -> str:

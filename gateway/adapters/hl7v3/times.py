@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,7 +46,10 @@ class InvalidTimestamp(ValueError):
     pass
 
 
+@lru_cache(maxsize=8192)
 def parse_ts(value: str) -> Timestamp:
+    """Cached: a message repeats its timestamps, and a Timestamp is immutable (an invalid one is not cached, it
+    raises each time)."""
     match = _TS.fullmatch(value.strip())
     if match is None or (match["fraction"] and not match["second"]):
         raise InvalidTimestamp(f"'{value}' is not an HL7v3 TS")
@@ -60,6 +64,7 @@ def parse_ts(value: str) -> Timestamp:
     return stamp
 
 
+@lru_cache(maxsize=8192)
 def fhir_date(value: str | None) -> str | None:
     """A FHIR `date` (birthDate): the date part at the precision given."""
     if not value:
@@ -73,6 +78,7 @@ def fhir_date(value: str | None) -> str | None:
     return text
 
 
+@lru_cache(maxsize=8192)
 def fhir_datetime(value: str | None) -> str | None:
     if not value:
         return None

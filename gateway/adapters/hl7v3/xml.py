@@ -52,16 +52,22 @@ def local_name(element: Element) -> str:
 
 
 def child(element: Element | None, name: str) -> Element | None:
-    """The first v3 child called `name` (None-safe, so lookups chain)."""
+    """The first v3 child called `name` (None-safe, so lookups chain). A plain loop over the children: the
+    hottest call of the mappers, and about twice as fast as lxml's tag-filtered iterchildren or find."""
     if element is None:
         return None
-    return next(element.iterchildren(V3 + name), None)
+    tag = V3 + name
+    for item in element:
+        if item.tag == tag:
+            return item
+    return None
 
 
 def children(element: Element | None, name: str) -> list[Element]:
     if element is None:
         return []
-    return list(element.iterchildren(V3 + name))
+    tag = V3 + name
+    return [item for item in element if item.tag == tag]
 
 
 def path(element: Element | None, *names: str) -> Element | None:

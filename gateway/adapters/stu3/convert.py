@@ -15,13 +15,14 @@ from conformance.typemodel import ElementInfo, TypeInfo, TypeModel
 from gateway.adapters.stu3.model import Unmapped
 from gateway.adapters.stu3.tables import (
     datatype_defaults,
-    element_rules,
     extension_rules,
     profile_defaults,
+    profile_element_rules,
     profile_map,
     r4_code_system,
     recoded,
 )
+from gateway.adapters.stu3.zib import restructure
 
 SERVER_MANAGED_META = ("versionId", "lastUpdated")
 DATA_ABSENT_UNKNOWN = {"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}
@@ -47,7 +48,8 @@ class Stu3ToR4:
         info = self.model.resource(resource_type)
         if info is None:
             raise UnknownResourceType(f"STU3 resource type '{resource_type}' does not exist in FHIR R4")
-        walk = _Walk(self, [])
+        claimed = (resource.get("meta") or {}).get("profile") or []
+        walk = _Walk(self, [], profile_element_rules(tuple(p for p in claimed if isinstance(p, str))))
         out: dict[str, Any] = {"resourceType": resource_type}
         body = {k: v for k, v in resource.items() if path is not None or k != "id"}
         walk.object(body, info, resource_type, path or resource_type, out)
@@ -59,6 +61,7 @@ class Stu3ToR4:
 class _Walk:
     converter: Stu3ToR4
     unmapped: list[Unmapped]
+    rules: dict[str, dict[str, Any]]  # element rules (general, and those of the STU3 profiles claimed)
 
     @property
     def model(self) -> TypeModel:
@@ -81,7 +84,7 @@ class _Walk:
             if key in ("extension", "modifierExtension"):
                 replacement = self.extensions(value, key, info, defpath, here, out) or replacement
                 continue
-            rule = element_rules().get(f"{defpath}.{key}", {})
+            rule = self.rules.get(f"{defpath}.{key}", {})
             if "route" in rule:
                 self.route(value, rule["route"], info, defpath, here, out)
                 continue
@@ -341,6 +344,7 @@ class _Walk:
             else:
                 why = "no R4 nl-core counterpart" if url in mapped else "profile unknown to the STU3 -> R4 map"
                 self.lost(f"{where}.meta.profile", url, why)
+        profiles = [restructure(out, profile, where, self.lost) for profile in profiles]
         if profiles:
             meta["profile"] = profiles
             for profile in profiles:

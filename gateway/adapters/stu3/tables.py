@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -19,6 +19,21 @@ def profile_map() -> dict[str, str | None]:
 
 def profile_defaults() -> dict[str, dict[str, Any]]:
     return _table("profiles.json")["defaults"]
+
+
+def restructure_rules() -> dict[str, dict[str, Any]]:
+    """R4 profile -> the zib2017 -> zib2020 restructurings of `zib.py` and their data."""
+    return _table("profiles.json")["restructure"]
+
+
+@lru_cache(maxsize=256)  # keyed by what senders claim: bounded
+def profile_element_rules(claimed: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Element rules that hold only for resources claiming one of these STU3 profiles (zib2017 put a zib
+    concept on an element that R4 removed or gave another meaning), over the general element rules."""
+    rules = dict(element_rules())
+    for profile in claimed:
+        rules.update(_table("elements.json")["by_profile"].get(profile, {}))
+    return rules
 
 
 def extension_rules() -> dict[str, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""`translate_stu3(raw, source)`: a STU3 message (one resource, a Bundle, a Task + Composition set) -> the
+"""`translate_stu3(raw, source, submitter)`: a STU3 message (one resource, a Bundle, a Task + Composition set) -> the
 translation the ingestion pipeline writes: R4 nl-core resources with their source identities, the patients,
 what could not be mapped, and issues (references that point nowhere)."""
 
@@ -33,14 +33,17 @@ class _Source:
         return str(self.entry.resource["resourceType"])
 
 
-def source_key(source: str, resource_type: str, logical_id: str) -> str:
-    """The source identity of a STU3 resource: its logical id at this kind of source."""
-    return f"{resource_type}|stu3|{source}|{logical_id}"
+def source_key(namespace: str, resource_type: str, logical_id: str) -> str:
+    """The source identity of a STU3 resource: its logical id in `namespace` (see `translate_stu3`)."""
+    return f"{resource_type}|stu3|{namespace}|{logical_id}"
 
 
-def translate_stu3(raw: bytes, source: str) -> Stu3Translation:
+def translate_stu3(raw: bytes, source: str, submitter: str) -> Stu3Translation:
+    """`submitter`: the URA of the organisation the submitting client acts for. A logical id is only unique at
+    its sender, so resources are identified by (source kind, submitter, logical id)."""
     message = parse_stu3(raw)
-    sources = _sources(message, source)
+    namespace = f"{source}|{submitter}"
+    sources = _sources(message, namespace)
     converter = Stu3ToR4(default_model())
     translation = _envelope(message, sources)
     aliases = _aliases(sources)
@@ -51,7 +54,7 @@ def translate_stu3(raw: bytes, source: str) -> Stu3Translation:
             raise TranslationError("not-supported", str(error), item.where) from None
         resource = conversion.resource
         unresolved: list[tuple[str, str]] = []
-        rewrite_references(resource, lambda ref, _: _resolve(ref, aliases, source, message.bundle is None),
+        rewrite_references(resource, lambda ref, _: _resolve(ref, aliases, namespace, message.bundle is None),
                            item.where, unresolved)
         for where, reference in unresolved:
             translation.issues.append(TranslationIssue(
@@ -79,7 +82,7 @@ def _identify_by_full_url(patient: dict[str, Any], full_url: str | None) -> None
         patient.setdefault("identifier", []).append({"system": "urn:ietf:rfc:3986", "value": full_url})
 
 
-def _sources(message: Stu3Message, source: str) -> list[_Source]:
+def _sources(message: Stu3Message, namespace: str) -> list[_Source]:
     sources = []
     for index, entry in enumerate(message.entries):
         resource = entry.resource
@@ -87,7 +90,7 @@ def _sources(message: Stu3Message, source: str) -> list[_Source]:
         if not logical:  # no identity at all: the content is the identity (the same content lands once)
             logical = "sha256:" + hashlib.sha256(json.dumps(resource, sort_keys=True).encode()).hexdigest()
         where = f"Bundle.entry[{index}].resource" if message.bundle is not None else resource["resourceType"]
-        sources.append(_Source(entry, source_key(source, resource["resourceType"], logical), where))
+        sources.append(_Source(entry, source_key(namespace, resource["resourceType"], logical), where))
     return sources
 
 
@@ -106,14 +109,14 @@ def _aliases(sources: list[_Source]) -> dict[str, MappedResource]:
     return aliases
 
 
-def _resolve(reference: str, aliases: dict[str, MappedResource], source: str, single: bool) -> str | None:
+def _resolve(reference: str, aliases: dict[str, MappedResource], namespace: str, single: bool) -> str | None:
     if reference in aliases:
         return aliases[reference].full_url
     split = split_reference(reference)
     if split and f"{split[0]}/{split[1]}" in aliases:
         return aliases[f"{split[0]}/{split[1]}"].full_url
     if split and single:  # a single resource refers to others by their logical id at the same source
-        return f"{split[0]}/{stable_id(source_key(source, *split))}"
+        return f"{split[0]}/{stable_id(source_key(namespace, *split))}"
     return None
 
 

@@ -1,0 +1,114 @@
+"""The resource store's write path on SQLite and PostgreSQL: versions, the search index after creates, updates
+(changed and unchanged content) and deletes."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+
+from conformance.packages import PackageSet
+from gateway.search.definitions import SearchParameterRegistry
+from gateway.search.extract import extract_index_rows
+from gateway.store.engine import create_database_engine
+from gateway.store.migrate import upgrade
+from gateway.store.repository import ResourceStore
+from gateway.store.schema import INDEX_TABLES, resource_version
+from tests.pg import fresh_database
+
+OBSERVATION = {
+    "resourceType": "Observation",
+    "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"], "tag": [{"code": "t"}]},
+    "status": "final",
+    "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                              "code": "vital-signs"}]}],
+    "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+    "subject": {"reference": "Patient/p1"},
+    "effectiveDateTime": "2020-01-01T10:00:00+01:00",
+    "valueQuantity": {"value": 80, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
+}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, packages: PackageSet, tmp_path) -> Iterator[ResourceStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = fresh_database(request.getfixturevalue("pg_url"), "store")
+    engine = create_database_engine(url)
+    upgrade(engine)
+    registry = SearchParameterRegistry(packages)
+    yield ResourceStore(engine, lambda body: extract_index_rows(body, registry))
+    engine.dispose()
+
+
+def index_rows(store: ResourceStore, resource_id: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every index row of the resource, per kind, without the row keys (comparable across writes)."""
+    with store.read() as connection:
+        current = store.get(connection, "Observation", resource_id)
+        assert current is not None
+        rows = {}
+        for kind, table in INDEX_TABLES.items():
+            columns = [c for c in table.c if c.name not in {"res_key", "id"}]
+            found = connection.execute(select(*columns).where(table.c.res_key == current.res_key)).all()
+            rows[kind] = sorted(tuple(row) for row in found)
+        return rows
+
+
+def save(store: ResourceStore, body: dict[str, Any], resource_id: str = "o1") -> int:
+    with store.write() as connection:
+        stored, _ = store.save(connection, copy.deepcopy(body), resource_id)
+    return stored.version
+
+
+def versions(store: ResourceStore) -> int:
+    with store.read() as connection:
+        return connection.execute(select(func.count()).select_from(resource_version)).scalar_one()
+
+
+def test_an_unchanged_update_is_a_new_version_with_the_same_index(store: ResourceStore) -> None:
+    save(store, OBSERVATION)
+    before = index_rows(store, "o1")
+    assert before["token"] and before["reference"] and before["quantity"] and before["date"]
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    assert save(store, OBSERVATION) == 2
+    assert save(store, OBSERVATION) == 3
+    assert statements and not [s for s in statements if "idx_" in s]  # the index was not rewritten
+    assert versions(store) == 3
+    assert index_rows(store, "o1") == before
+
+
+def test_a_changed_update_reindexes_every_kind(store: ResourceStore) -> None:
+    save(store, OBSERVATION)
+    original = index_rows(store, "o1")
+    changed = copy.deepcopy(OBSERVATION)
+    changed["status"] = "amended"
+    changed["meta"]["tag"] = [{"code": "u"}]  # meta content other than versionId/lastUpdated is indexed too
+    changed["valueQuantity"]["value"] = 81
+    save(store, changed)
+    tokens = index_rows(store, "o1")["token"]
+    assert any("amended" in row for row in tokens) and not any("final" in row for row in tokens)
+    assert any("u" in row for row in tokens) and not any("t" in row for row in tokens)
+    assert index_rows(store, "o1")["quantity"] not in ([], original["quantity"])
+    reordered = dict(reversed(list(OBSERVATION.items())))  # same content, other key order: re-indexed, same rows
+    save(store, OBSERVATION)
+    expected = index_rows(store, "o1")
+    save(store, reordered)
+    assert index_rows(store, "o1") == expected
+
+
+def test_an_update_after_a_delete_indexes_again(store: ResourceStore) -> None:
+    save(store, OBSERVATION)
+    before = index_rows(store, "o1")
+    with store.write() as connection:
+        assert store.delete(connection, "Observation", "o1") is not None
+    with store.read() as connection:
+        key = store.get(connection, "Observation", "o1").res_key  # type: ignore[union-attr]
+        assert all(connection.execute(select(func.count()).select_from(table).where(table.c.res_key == key))
+                   .scalar_one() == 0 for table in INDEX_TABLES.values())
+    assert save(store, OBSERVATION) == 3
+    assert index_rows(store, "o1") == before
