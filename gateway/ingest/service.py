@@ -166,7 +166,7 @@ class IngestService:
         if errors:  # lenient: accepted, the errors stay visible as warnings
             for issue in errors:
                 issue.severity = "warning"
-        response = self._write(resources, identity, validated)
+        response = self._write(resources, identity, validated, lenient)
         record.status = ACCEPTED
         record.resources = _locations(response)
         record.outcome = operation_outcome(issues) if issues else None
@@ -205,11 +205,12 @@ class IngestService:
             stored = self.services.store.get(connection, resource_type, resource_id)
         return stored.resource() if stored is not None and not stored.deleted else None
 
-    def _write(self, resources: list[dict[str, Any]], identity: Any, validated: Validated) -> dict[str, Any]:
+    def _write(self, resources: list[dict[str, Any]], identity: Any, validated: Validated,
+               lenient: bool = False) -> dict[str, Any]:
         """One transaction through the FHIR pipeline: every stage (scopes, consent, audit) applies. The write checks
         reuse the validation just done for every resource written as validated (not validated twice)."""
         services = replace(self.services, write_checks=prevalidated_write_checks(
-            self.services.write_checks, self.services.validation, validated))
+            self.services.write_checks, self.services.validation, validated, lenient))
         it = interaction_for("POST", "", [], services.resource_types, {}, transaction_bundle(resources))
         result = services.pipeline.dispatch(RequestScope(services, identity=identity), it)
         return result.body_resource() or {}

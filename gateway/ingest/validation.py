@@ -67,12 +67,15 @@ def validate_output(resources: list[dict[str, Any]], validation: ProfileValidati
     return issues
 
 
-def prevalidated_write_checks(checks: Any, validation: ProfileValidation, validated: Validated) -> Any:
+def prevalidated_write_checks(checks: Any, validation: ProfileValidation, validated: Validated,
+                              lenient: bool = False) -> Any:
     """The gateway's write checks with its profile validation answered from `validated` for a resource with exactly
     the content validated there; any other resource (or other content) is validated as usual. Every other check
-    (type, id, structure, the validation mode) is unchanged. Only when the write checks use `validation` itself."""
+    (type, id, structure) is unchanged; the validation mode too, except that a lenient ingestion (profile errors
+    accepted as warnings) is not refused by a strict write. Only when the write checks use `validation` itself."""
     if not isinstance(checks, WriteChecks) or checks.validator is not validation:
         return checks
+    mode = "lenient" if lenient and checks.mode == "strict" else checks.mode
 
     def validator(resource: dict[str, Any]) -> list[Issue]:
         found = validated.get(_content(resource))
@@ -80,7 +83,7 @@ def prevalidated_write_checks(checks: Any, validation: ProfileValidation, valida
             return validation(resource)
         return [as_fhir_issue(issue) for issue in found]
 
-    return WriteChecks(checks.resource_types, checks.structure_checker, validator, checks.mode)
+    return WriteChecks(checks.resource_types, checks.structure_checker, validator, mode)
 
 
 def _content(resource: dict[str, Any]) -> bytes:

@@ -122,3 +122,16 @@ def test_masked_bsn_patient_alone_is_rejected_as_unidentified(service: IngestSer
     assert result.record.status == "rejected" and result.record.resources == []
     assert any("identifies no patient" in e["diagnostics"] for e in _errors(result))
 
+
+
+def test_a_fixture_defect_is_accepted_in_lenient_mode_with_its_error_as_a_warning(service: IngestService) -> None:
+    """Lenient ingestion keeps a message whose output breaks a profile (the error becomes a warning): the write
+    behind it must not refuse what ingestion accepted."""
+    path = next(p for _, p in FIXTURES if _defect(p) is not None)
+    raw, sent = _message(path)
+    result = service.ingest("ggz", raw, cli_identity(), lenient=True)
+    assert result.record.status == "accepted" and _errors(result) == [], result.record.outcome
+    warnings = [i for i in result.record.outcome["issue"] if i["severity"] == "warning"]  # type: ignore[index]
+    assert any(_defect(path) in i["diagnostics"] for i in warnings)  # type: ignore[operator]
+    written = _written(service, result)
+    assert Counter(r["resourceType"] for r in written) == sent + Counter({"Provenance": 1})
