@@ -30,7 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -150,12 +151,9 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def database_bytes(database_url: str) -> int:
-    engine = create_engine(database_url)
-    with engine.connect() as connection:
-        size = connection.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
-    engine.dispose()
-    return int(size)
+def database_bytes(connection: Connection) -> int:
+    """On a connection opened before the load: the instances may hold every other connection slot by the end."""
+    return int(connection.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
 
 
 def main() -> None:
@@ -173,6 +171,7 @@ def main() -> None:
     else:
         server = start_temporary_postgres()
         database_url = fresh_database(server.url, "soak")
+    measuring = create_engine(database_url, poolclass=NullPool, isolation_level="AUTOCOMMIT").connect()
     workdir = Path(tempfile.mkdtemp(prefix="zcc-soak-"))
     gateways = gateway_cluster(args.instances, database_url, workdir)
     try:
@@ -182,7 +181,7 @@ def main() -> None:
         with httpx.Client(auth=auth, headers=FHIR_JSON, timeout=60) as http:
             for _ in range(20):
                 workload.create(http, gateways[0])
-        size_before = database_bytes(database_url)
+        size_before = database_bytes(measuring)
         figures, stop = Figures(), threading.Event()
         threads = [threading.Thread(target=client_loop, args=(workload, figures, auth, stop, n), daemon=True)
                    for n in range(args.clients)]
@@ -197,9 +196,10 @@ def main() -> None:
         for thread in threads:
             thread.join(timeout=120)
         elapsed = time.monotonic() - started
-        size_after = database_bytes(database_url)
+        size_after = database_bytes(measuring)
         report(args, figures, rss, elapsed, size_before, size_after)
     finally:
+        measuring.close()
         for gateway in gateways:
             gateway.stop()
         if server is not None:

@@ -95,7 +95,7 @@ class TemporaryPostgres:
         )
         options = (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off"
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         )
         subprocess.run(
             self._command(
