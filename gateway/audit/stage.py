@@ -91,11 +91,8 @@ class AuditStage:
         entries = self._open_fold(scope, it)
         try:
             result = next_handler(scope, it)
-        except FhirError as error:
-            self._record_alone(scope, it, error.status, error.issues[0].diagnostics, entries)
-            raise
-        except Exception:
-            self._record_alone(scope, it, 500, "internal error", entries)
+        except Exception as error:
+            self._record_failure(scope, it, error, entries)
             raise
         finally:
             self._close_fold(scope, it)
@@ -113,14 +110,19 @@ class AuditStage:
             return result
         except AuditWriteError as error:
             raise _fail_closed(error) from None
-        except FhirError as error:  # rolled back: record the refusal (and what the entries decided) on its own
-            self._record_alone(scope, it, error.status, error.issues[0].diagnostics, entries)
-            raise
-        except Exception:
-            self._record_alone(scope, it, 500, "internal error", entries)
+        except Exception as error:  # rolled back: record the refusal (and what the entries decided) on its own
+            self._record_failure(scope, it, error, entries)
             raise
         finally:
             self._close_fold(scope, it)
+
+    def _record_failure(self, scope: RequestScope, it: Interaction, error: Exception,
+                        entries: list[_Entry] | None) -> None:
+        """A refused (FhirError) or failed interaction is audited too, on its own transaction."""
+        if isinstance(error, FhirError):
+            self._record_alone(scope, it, error.status, error.issues[0].diagnostics, entries)
+        else:
+            self._record_alone(scope, it, 500, "internal error", entries)
 
     def _open_fold(self, scope: RequestScope, it: Interaction) -> list[_Entry] | None:
         if it.kind not in BUNDLE_KINDS:

@@ -31,6 +31,24 @@ def format_of(mime: str) -> str | None:
     return None
 
 
+def by_preference(header: str) -> list[tuple[float, str]]:
+    """The values of an `Accept`-style header (RFC 9110 §12.4.2) with their quality, most preferred first (the
+    header's order among equal qualities); parameters other than `q` are dropped, an unreadable `q` counts as 0."""
+    weighted = []
+    for position, part in enumerate(header.split(",")):
+        value, _, parameters = part.partition(";")
+        quality = 1.0
+        for parameter in parameters.split(";"):
+            name, _, number = parameter.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(number)
+                except ValueError:
+                    quality = 0.0
+        weighted.append((-quality, position, value))
+    return [(-negative, value) for negative, _, value in sorted(weighted)]
+
+
 def negotiate(accept: str | None, format_param: str | None) -> str:
     """Pick the response format: `_format` wins over `Accept`; JSON when nothing decides."""
     if format_param:
@@ -40,19 +58,8 @@ def negotiate(accept: str | None, format_param: str | None) -> str:
         return chosen
     if not accept:
         return JSON
-    candidates = []
-    for position, part in enumerate(accept.split(",")):
-        mime, _, params = part.partition(";")
-        quality = 1.0
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        candidates.append((-quality, position, _mime(mime)))
-    for _, _, mime in sorted(candidates):
+    for _, value in by_preference(accept):
+        mime = _mime(value)
         chosen = format_of(mime)
         if chosen:
             return chosen
