@@ -6,6 +6,14 @@ reads, searches, `$summary`, creates, HAP (HL7v3) and RAV (AZ-IG FHIR message) i
 updates. Prints throughput, p50/p95/p99 per operation, unexpected responses, RSS of every instance over time
 (growth after warm-up) and database growth per 1,000 ingestions.
 
+Subscriptions: before the load, capacity Subscriptions on the soak's Slots are created — two rest-hooks (every
+change; free Slots only) POSTing to an HTTP receiver in this process on loopback, and one websocket
+Subscription with a client bound on every instance. After the load (and once the outbox is empty) the
+deliveries are checked against the Slot versions the load wrote (read back from the database): every matching
+change exactly once per rest-hook Subscription (missing, duplicate or unrequested entries are unexpected), at
+least once per websocket client (a websocket notification carries the current state, so a later version
+covers an earlier one), with the latency from the write (`meta.lastUpdated`) to the receipt.
+
     .venv/bin/python bench/soak.py --duration 600          # the full 10-minute soak (3 instances)
     .venv/bin/python bench/soak.py --duration 60 --clients 4   # a smoke run
 
@@ -15,6 +23,7 @@ Expected statuses per operation are listed in OPERATIONS; anything else counts a
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import random
 import statistics
@@ -27,7 +36,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import Connection, create_engine, text
@@ -36,7 +47,8 @@ from sqlalchemy.pool import NullPool
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.auth.fixtures import GatewayTokenAuth  # noqa: E402
+from gateway.capacity.websocket import PATH as WEBSOCKET_PATH  # noqa: E402
+from tests.auth.fixtures import GatewayTokenAuth, obtain_auth_header  # noqa: E402
 from tests.ingest.messages import episode_message  # noqa: E402
 from tests.pg import fresh_database, start_temporary_postgres  # noqa: E402
 from tests.reference import REFERENCE_DIR  # noqa: E402
@@ -46,6 +58,12 @@ FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhi
 RAV_SAMPLE = REFERENCE_DIR / "rav-az-ig" / "Bundle-hg-ReferralBundle-AmbulanceHAP-referral.json"
 RAV_IDS = ("hg-ReferralBundle-AmbulanceHAP-referral", "hg-ReferralMessageHeader-AmbulanceHAP-referral")
 WARM_UP_FRACTION = 0.2
+SOAK_CATEGORY = "zh-seh"  # the category of every unit the capacity feed operation reports on
+REST_HOOKS = {"rest-hook all": f"Slot?service-type={SOAK_CATEGORY}",
+              "rest-hook free": f"Slot?service-type={SOAK_CATEGORY}&status=free"}
+WEBSOCKET_CRITERIA = f"Slot?service-type={SOAK_CATEGORY}"
+DRAIN_TIMEOUT = 120.0
+QUIET = 3.0
 
 
 @dataclass
@@ -125,6 +143,207 @@ class Workload:
                          headers={"Content-Type": "text/csv"})
 
 
+def _epoch(instant: str) -> float:
+    return datetime.fromisoformat(instant.replace("Z", "+00:00")).timestamp()
+
+
+def _entries(bundle: dict[str, Any]) -> list[tuple[str, int, float]]:
+    """(Slot id, version, written at) of each entry of a notification."""
+    found = []
+    for entry in bundle.get("entry", []):
+        meta = entry["resource"].get("meta", {})
+        found.append((entry["resource"]["id"], int(meta["versionId"]), _epoch(meta["lastUpdated"])))
+    return found
+
+
+class HookReceiver:
+    """The rest-hook endpoint: a real HTTP server on loopback in this process; remembers what arrived when."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[float, str, list[tuple[str, int, float]]]] = []  # (at, subscription, entries)
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                at = time.time()
+                self.send_response(204)
+                self.end_headers()
+                bundle = json.loads(body) if body else {}
+                tags = bundle.get("meta", {}).get("tag", [])
+                with receiver.lock:
+                    receiver.received.append((at, tags[0]["code"] if tags else "", _entries(bundle)))
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def last_arrival(self) -> float:
+        with self.lock:
+            return self.received[-1][0] if self.received else 0.0
+
+
+class WebSocketClient(threading.Thread):
+    """A websocket client bound to one Subscription on one instance; remembers every entry and its receipt."""
+
+    def __init__(self, gateway: GatewayProcess, authorization: str, subscription: str, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.gateway, self.authorization, self.subscription, self.stop = gateway, authorization, subscription, stop
+        self.received: list[tuple[float, list[tuple[str, int, float]]]] = []
+        self.problem: str | None = None
+        self.last = 0.0
+        self.bound = threading.Event()
+
+    def bind(self) -> None:
+        """Connect and bind (in the thread, which keeps the connection); raises when that fails."""
+        self.start()
+        if not self.bound.wait(60) or self.problem:
+            raise RuntimeError(f"websocket on port {self.gateway.port}: {self.problem or 'no answer to bind'}")
+
+    def run(self) -> None:
+        from websockets.sync.client import connect
+
+        try:
+            with connect(f"ws://127.0.0.1:{self.gateway.port}{WEBSOCKET_PATH}", open_timeout=30, max_size=2**24,
+                         additional_headers={"Authorization": self.authorization}) as socket:
+                socket.send(f"bind {self.subscription}")
+                reply = socket.recv(timeout=30)
+                if reply != f"bound {self.subscription}":
+                    raise RuntimeError(f"bind answered {reply!r}")
+                self.bound.set()
+                self._receive(socket)
+        except Exception as error:  # noqa: BLE001 - reported as an unexpected outcome, not a crash of the soak
+            self.problem = f"{type(error).__name__}: {error}"
+            self.bound.set()
+
+    def _receive(self, socket: Any) -> None:
+        while not self.stop.is_set():
+            try:
+                message = socket.recv(timeout=0.5)
+            except TimeoutError:
+                continue
+            at = time.time()
+            if isinstance(message, str) and message.startswith("ping "):
+                continue
+            self.received.append((at, _entries(json.loads(message))))
+            self.last = at
+
+
+class SubscriptionTraffic:
+    """The soak's Subscriptions, their receivers, and the accounting of what was delivered."""
+
+    def __init__(self, gateways: list[GatewayProcess], database_url: str, http: httpx.Client) -> None:
+        self.gateways = gateways
+        self.receiver = HookReceiver()
+        self.stop = threading.Event()
+        self.hooks: dict[str, str] = {}  # name -> Subscription id
+        for n, (name, criteria) in enumerate(REST_HOOKS.items()):
+            self.hooks[name] = self._create(http, gateways[n % len(gateways)], criteria, {
+                "type": "rest-hook", "endpoint": self.receiver.url, "payload": "application/fhir+json"})
+        self.websocket = self._create(http, gateways[-1], WEBSOCKET_CRITERIA,
+                                      {"type": "websocket", "payload": "application/fhir+json"})
+        authorization = obtain_auth_header(gateways[0].origin, database_url)["Authorization"]
+        self.clients = [WebSocketClient(gateway, authorization, self.websocket, self.stop) for gateway in gateways]
+
+    @staticmethod
+    def _create(http: httpx.Client, gateway: GatewayProcess, criteria: str, channel: dict[str, str]) -> str:
+        response = http.post(f"{gateway.base}/Subscription", json={
+            "resourceType": "Subscription", "status": "requested", "reason": "soak", "criteria": criteria,
+            "channel": channel})
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+    def start(self) -> None:
+        for client in self.clients:
+            client.bind()
+
+    def finish(self, measuring: Connection) -> float:
+        """After the load: wait until the outbox is empty and the receivers are quiet; seconds waited."""
+        started = time.monotonic()
+        deadline = started + DRAIN_TIMEOUT
+        while time.monotonic() < deadline:
+            pending = measuring.execute(text("SELECT count(*) FROM capacity_outbox WHERE state = 'pending'"))
+            quiet_since = max([self.receiver.last_arrival(), *(client.last for client in self.clients)])
+            if pending.scalar_one() == 0 and time.time() - quiet_since > QUIET:
+                break
+            time.sleep(0.5)
+        self.stop.set()
+        for client in self.clients:
+            client.join(timeout=10)
+        self.receiver.server.shutdown()
+        return time.monotonic() - started
+
+    def account(self, measuring: Connection, since_vkey: int) -> dict[str, Any]:
+        """Expected (from the Slot versions written since `since_vkey`) against delivered, per receiver."""
+        written: list[tuple[str, int, float, str]] = []  # (id, version, written at, status)
+        for row in measuring.execute(text(
+                "SELECT id, version, last_updated, body FROM resource_version "
+                "WHERE type = 'Slot' AND vkey > :since AND NOT deleted AND body IS NOT NULL"), {"since": since_vkey}):
+            body = json.loads(bytes(row.body))
+            codes = {c.get("code") for concept in body.get("serviceType", []) for c in concept.get("coding", [])}
+            if SOAK_CATEGORY in codes:
+                written.append((row.id, row.version, _epoch(body["meta"]["lastUpdated"]), body.get("status", "")))
+        result: dict[str, Any] = {}
+        for name, subscription in self.hooks.items():
+            expected = {(i, v): at for i, v, at, status in written if name != "rest-hook free" or status == "free"}
+            result[name] = self._exactly_once(subscription, expected)
+        for n, client in enumerate(self.clients):
+            result[f"websocket @{n}"] = self._at_least_once(client, {(i, v): at for i, v, at, _ in written})
+        return result
+
+    def _exactly_once(self, subscription: str, expected: dict[tuple[str, int], float]) -> dict[str, Any]:
+        counts: dict[tuple[str, int], int] = defaultdict(int)
+        latencies = []
+        for at, tag, entries in self.receiver.received:
+            if tag != subscription:
+                continue
+            for resource_id, version, written_at in entries:
+                counts[(resource_id, version)] += 1
+                if counts[(resource_id, version)] == 1:
+                    latencies.append(at - written_at)
+        missing = sum(1 for key in expected if key not in counts)
+        duplicates = sum(count - 1 for count in counts.values() if count > 1)
+        extra = sum(1 for key in counts if key not in expected)
+        return {"semantics": "exactly once", "expected": len(expected), "delivered": len(counts),
+                "missing": missing, "duplicates": duplicates, "unrequested": extra,
+                "unexpected": missing + duplicates + extra, **_latency(latencies)}
+
+    @staticmethod
+    def _at_least_once(client: WebSocketClient, expected: dict[tuple[str, int], float]) -> dict[str, Any]:
+        """A change (id, v) is delivered when the client received (id, v') with v' >= v; latency to the first."""
+        arrivals: dict[str, tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
+        for at, entries in sorted(client.received):
+            for resource_id, version, _ in entries:
+                times, highest = arrivals[resource_id]
+                times.append(at)
+                highest.append(max(version, highest[-1] if highest else 0))
+        latencies, missing = [], 0
+        for (resource_id, version), written_at in expected.items():
+            times, highest = arrivals.get(resource_id, ([], []))
+            index = bisect.bisect_left(highest, version)
+            if index == len(highest):
+                missing += 1
+            else:
+                latencies.append(times[index] - written_at)
+        messages = len(client.received)
+        result = {"semantics": "at least once", "expected": len(expected), "delivered": len(expected) - missing,
+                  "missing": missing, "messages": messages, "unexpected": missing + (1 if client.problem else 0),
+                  **_latency(latencies)}
+        if client.problem:
+            result["problem"] = client.problem
+        return result
+
+
+def _latency(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50_ms": 0.0, "p95_ms": 0.0}
+    return {"p50_ms": statistics.median(values) * 1000, "p95_ms": percentile(values, 0.95) * 1000}
+
+
 def client_loop(workload: Workload, figures: Figures, auth: httpx.Auth, stop: threading.Event, seed: int) -> None:
     rng = random.Random(seed)
     operations = workload.operations()
@@ -163,6 +382,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=6, help="client threads")
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: a throw-away cluster)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--no-subscriptions", action="store_true", help="leave Subscription traffic out")
     args = parser.parse_args()
 
     server = None
@@ -178,9 +398,15 @@ def main() -> None:
         start_all(gateways)
         auth = GatewayTokenAuth(gateways[0].origin, database_url)
         workload = Workload(gateways)
+        subscriptions = None
         with httpx.Client(auth=auth, headers=FHIR_JSON, timeout=60) as http:
             for _ in range(20):
                 workload.create(http, gateways[0])
+            if not args.no_subscriptions:
+                subscriptions = SubscriptionTraffic(gateways, database_url, http)
+        since_vkey = int(measuring.execute(text("SELECT coalesce(max(vkey), 0) FROM resource_version")).scalar_one())
+        if subscriptions is not None:
+            subscriptions.start()
         size_before = database_bytes(measuring)
         figures, stop = Figures(), threading.Event()
         threads = [threading.Thread(target=client_loop, args=(workload, figures, auth, stop, n), daemon=True)
@@ -197,7 +423,11 @@ def main() -> None:
             thread.join(timeout=120)
         elapsed = time.monotonic() - started
         size_after = database_bytes(measuring)
-        report(args, figures, rss, elapsed, size_before, size_after)
+        deliveries, drained = None, 0.0
+        if subscriptions is not None:
+            drained = subscriptions.finish(measuring)
+            deliveries = subscriptions.account(measuring, since_vkey)
+        report(args, figures, rss, elapsed, size_before, size_after, deliveries, drained)
     finally:
         measuring.close()
         for gateway in gateways:
@@ -207,7 +437,7 @@ def main() -> None:
 
 
 def report(args: argparse.Namespace, figures: Figures, rss: list[tuple[float, list[int]]], elapsed: float,
-           size_before: int, size_after: int) -> None:
+           size_before: int, size_after: int, deliveries: dict[str, Any] | None = None, drained: float = 0.0) -> None:
     total = sum(len(v) for v in figures.latencies.values())
     errors = sum(len(v) for v in figures.errors.values())
     print(f"soak: {args.instances} instances + PostgreSQL, {args.clients} client threads, {elapsed:.0f} s")
@@ -232,9 +462,22 @@ def report(args: argparse.Namespace, figures: Figures, rss: list[tuple[float, li
     per_thousand = (size_after - size_before) / figures.ingestions * 1000 if figures.ingestions else 0.0
     print(f"database growth: {(size_after - size_before) / 2**20:.1f} MiB for {figures.ingestions} ingestions "
           f"= {per_thousand / 2**20:.1f} MiB per 1,000 ingestions (all other writes included)")
+    unexpected_deliveries = 0
+    if deliveries is not None:
+        unexpected_deliveries = sum(row["unexpected"] for row in deliveries.values())
+        print(f"subscription notifications (outbox empty and receivers quiet {drained:.1f} s after the load): "
+              f"unexpected deliveries: {unexpected_deliveries}")
+        print(f"{'receiver':<17}{'semantics':<15}{'expected':>9}{'delivered':>10}{'missing':>8}{'dupl.':>7}"
+              f"{'p50 ms':>9}{'p95 ms':>9}")
+        for name, row in deliveries.items():
+            print(f"{name:<17}{row['semantics']:<15}{row['expected']:>9}{row['delivered']:>10}{row['missing']:>8}"
+                  f"{row.get('duplicates', 0) + row.get('unrequested', 0):>7}{row['p50_ms']:>9.1f}{row['p95_ms']:>9.1f}"
+                  + (f"  {row['problem']}" if row.get("problem") else ""))
     if args.json:
         args.json.write_text(json.dumps({"operations": summary, "errors": errors, "rss": rss, "rss_growth": growth,
-                                         "db_bytes_per_1000_ingestions": per_thousand}, indent=2))
+                                         "db_bytes_per_1000_ingestions": per_thousand,
+                                         "subscriptions": deliveries, "unexpected_deliveries": unexpected_deliveries},
+                                        indent=2))
 
 
 if __name__ == "__main__":

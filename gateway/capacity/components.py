@@ -10,6 +10,7 @@ from gateway.capacity.aggregate import aggregate_operation
 from gateway.capacity.feed import CapacityFeed
 from gateway.capacity.find import find_capacity_operation
 from gateway.capacity.hub import SubscriptionHub
+from gateway.capacity.outbox import OutboxStage
 from gateway.capacity.stage import CapacityChanges, CapacityWriteRules
 from gateway.capacity.terms import CapacityTerms
 from gateway.capacity.websocket import WebSocketRegistry
@@ -30,7 +31,8 @@ class CapacityComponents:
     def build(cls, services: Services, hub: SubscriptionHub | None = None) -> CapacityComponents:
         """Builds and wires into `services.pipeline` (call once per Services): the change collector goes in
         front of every stage (it publishes after the audit stage's transaction committed), the access rule
-        and the write rules after the scope and consent stages."""
+        and the write rules after the scope and consent stages, and the rest-hook outbox innermost (it
+        writes the pending deliveries in the transaction of the change)."""
         terms = CapacityTerms.from_packages(services.packages)
         registry = WebSocketRegistry() if hub is None else hub.registry
         hub = hub or SubscriptionHub(services, registry)
@@ -40,6 +42,7 @@ class CapacityComponents:
         services.pipeline.stages.insert(0, CapacityChanges(hub))
         services.pipeline.add_stage(CapacityAccessStage(access))
         services.pipeline.add_stage(CapacityWriteRules(terms))
+        services.pipeline.add_stage(OutboxStage(hub))  # innermost: in the write transaction, after the checks
         services.pipeline.add_operation(find_capacity_operation(terms))
         services.pipeline.add_operation(aggregate_operation(terms))
         hub.start()

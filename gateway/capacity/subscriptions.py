@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from gateway.fhir.context import Services
 from gateway.fhir.errors import FhirError
@@ -110,8 +110,10 @@ def load_active(services: Services) -> list[ActiveSubscription]:
     return [subscription for subscription in found if subscription is not None]
 
 
-def matching_ids(services: Services, subscription: ActiveSubscription, ids: list[str]) -> list[str]:
-    """Which of these (current, committed) resources the criteria match now. Chained parameters
+def matching_ids(services: Services, subscription: ActiveSubscription, ids: list[str],
+                 connection: Connection | None = None) -> list[str]:
+    """Which of these resources the criteria match now: as committed (this thread's reader), or as seen by
+    `connection` — the write transaction that is changing them (the rest-hook outbox). Chained parameters
     (`schedule.region=x`) are checked from the changed resources outwards — their own references, then the
     target with the rest of the chain — instead of as a search over every resource the chain could reach."""
     plain = [(name, value) for name, value in subscription.params if not _is_chain(name)]
@@ -119,10 +121,17 @@ def matching_ids(services: Services, subscription: ActiveSubscription, ids: list
     query = parse_search(subscription.resource_type, [*plain, ("_id", ",".join(ids))], services.search)
     if query.errors:
         return []
-    with services.store.read() as connection:
-        keys = search_sql.match_keys(connection, query, limit=len(ids) + 1)
-        return [stored.id for stored in services.store.get_many(connection, keys)
-                if all(_chain_holds(services, connection, stored.res_key, name, value) for name, value in chains)]
+    if connection is not None:
+        return _matching(services, connection, query, len(ids), chains)
+    with services.store.read() as reader:
+        return _matching(services, reader, query, len(ids), chains)
+
+
+def _matching(services: Services, connection: Connection, query: Any, count: int,
+              chains: list[tuple[str, str]]) -> list[str]:
+    keys = search_sql.match_keys(connection, query, limit=count + 1)
+    return [stored.id for stored in services.store.get_many(connection, keys)
+            if all(_chain_holds(services, connection, stored.res_key, name, value) for name, value in chains)]
 
 
 def _is_chain(name: str) -> bool:

@@ -1,8 +1,8 @@
 """Capacity Subscriptions across instances: three `zcc-gateway serve` processes on one PostgreSQL (a server of
 this module alone: it is restarted at the end). A Slot change written through any instance reaches a websocket
 client on any other instance exactly once, and a rest-hook receiver on loopback gets each notification exactly
-once (the writing instance delivers it); after a PostgreSQL restart the listeners reconnect by themselves and
-nothing written afterwards is missed."""
+once (from the transactional outbox: one claimant per row); after a PostgreSQL restart the listeners reconnect
+by themselves and nothing written afterwards is missed."""
 
 from __future__ import annotations
 
