@@ -60,15 +60,14 @@ class SlotFilter:
     free_only: bool = False
 
 
-_CHUNK = 2000  # schedule ids per IN list (bound-parameter limits)
-
-
-def _schedules(connection: Connection, wanted: SlotFilter) -> dict[str, str]:
-    """schedule id -> region code, for the Schedules of the wanted categories and regions (a small set: one per
-    provider and category), so the Slot query can start from their references instead of from every Slot."""
+def _schedules(wanted: SlotFilter):  # type: ignore[no-untyped-def]
+    """(id, region) of the Schedules of the wanted categories and regions (a small set: one per provider and
+    category), as a subquery the Slot count starts from: the Slots are found through their references to these
+    Schedules, not by scanning every Slot."""
     schedule, region, category = resource.alias("schedule"), idx_token.alias("reg"), idx_token.alias("scat")
     query = (
-        select(schedule.c.id, region.c.code)
+        # one row per Schedule (several region or category codes must not count its Slots twice)
+        select(schedule.c.id.label("id"), func.max(region.c.code).label("region"))
         .select_from(schedule
                      .join(region, and_(region.c.res_key == schedule.c.res_key, region.c.param == "region",
                                         region.c.system == REGION_SYSTEM))
@@ -80,13 +79,14 @@ def _schedules(connection: Connection, wanted: SlotFilter) -> dict[str, str]:
     )
     if wanted.regions is not None:
         query = query.where(region.c.code.in_(wanted.regions))
-    return {schedule_id: region_code for schedule_id, region_code in connection.execute(query)}
+    return query.group_by(schedule.c.id).subquery("wanted_schedule")
 
 
-def _slot_counts(connection: Connection, terms: CapacityTerms, wanted: SlotFilter, now: datetime,
-                 schedule_ids: list[str]):  # type: ignore[no-untyped-def]
-    """Rows of (schedule id, category, status, stale, count, oldest source timestamp) for the Slots of these
-    Schedules. `|| ''` keeps SQLite from driving the join by the category/start indexes (every Slot)."""
+def _rows(connection: Connection, terms: CapacityTerms, wanted: SlotFilter, now: datetime):  # type: ignore[no-untyped-def]
+    """(schedule id, region, category, status, stale, count, oldest source timestamp) over the Slots of every
+    wanted Schedule: one statement (one round trip, no list of Schedule ids to send and plan).
+    `|| ''` keeps SQLite from driving the join by the category/start indexes (every Slot)."""
+    schedules = _schedules(wanted)
     slot, status, category = resource.alias("slot"), idx_token.alias("st"), idx_token.alias("cat")
     reference, stamp = idx_reference.alias("ref"), idx_date.alias("ts")
     stale = case(
@@ -95,15 +95,15 @@ def _slot_counts(connection: Connection, terms: CapacityTerms, wanted: SlotFilte
         (stamp.c.high.is_(None), 1), else_=0,
     ).label("stale")
     joins = (
-        reference.join(slot, slot.c.res_key == reference.c.res_key)
+        schedules.join(reference, reference.c.target_id == schedules.c.id)
+        .join(slot, slot.c.res_key == reference.c.res_key)
         .join(status, and_(status.c.res_key == slot.c.res_key, status.c.param == "status"))
         .join(category, and_(category.c.res_key == slot.c.res_key, category.c.param == "service-type",
                              category.c.system == CATEGORY_SYSTEM))
         .outerjoin(stamp, and_(stamp.c.res_key == slot.c.res_key, stamp.c.param == "source-timestamp"))
     )
     conditions = [reference.c.param == "schedule", reference.c.target_type == "Schedule",
-                  reference.c.target_id.in_(schedule_ids), slot.c.type == "Slot", slot.c.deleted.is_(False),
-                  (category.c.code + "").in_(wanted.categories)]
+                  slot.c.type == "Slot", slot.c.deleted.is_(False), (category.c.code + "").in_(wanted.categories)]
     if wanted.free_only:
         conditions.append(status.c.code == FREE)
     if wanted.at is not None:
@@ -112,20 +112,11 @@ def _slot_counts(connection: Connection, terms: CapacityTerms, wanted: SlotFilte
         joins = joins.join(start, and_(start.c.res_key == slot.c.res_key, start.c.param == "start")).join(
             end, and_(end.c.res_key == slot.c.res_key, end.c.param == "end"))
         conditions += [(start.c.low + "") <= moment, (end.c.high + "") > moment]
-    query = (select(reference.c.target_id, category.c.code, status.c.code, stale, func.count(), func.min(stamp.c.high))
+    query = (select(schedules.c.id, schedules.c.region, category.c.code, status.c.code, stale, func.count(),
+                    func.min(stamp.c.high))
              .select_from(joins).where(and_(*conditions))
-             .group_by(reference.c.target_id, category.c.code, status.c.code, stale))
-    return list(connection.execute(query))
-
-
-def _rows(connection: Connection, terms: CapacityTerms, wanted: SlotFilter, now: datetime):  # type: ignore[no-untyped-def]
-    """(schedule id, region, category, status, stale, count, oldest) over every wanted Schedule."""
-    schedules = _schedules(connection, wanted)
-    ids = sorted(schedules)
-    for offset in range(0, len(ids), _CHUNK):
-        for schedule_id, category, status, stale, count, oldest in _slot_counts(
-                connection, terms, wanted, now, ids[offset:offset + _CHUNK]):
-            yield schedule_id, schedules[schedule_id], category, status, stale, count, oldest
+             .group_by(schedules.c.id, schedules.c.region, category.c.code, status.c.code, stale))
+    yield from connection.execute(query)
 
 
 def count_by_region(connection: Connection, terms: CapacityTerms, wanted: SlotFilter, now: datetime

@@ -85,6 +85,7 @@ idx_token = _index_table(
     Column("text", Text, nullable=True),  # normalised display/text for :text
 )
 Index("ix_idx_token_param_code", idx_token.c.param, idx_token.c.code, idx_token.c.system)
+Index("ix_idx_token_param_code_key", idx_token.c.param, idx_token.c.code, idx_token.c.res_key)  # in result order
 
 idx_reference = _index_table(
     "idx_reference",

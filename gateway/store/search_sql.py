@@ -28,7 +28,9 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from gateway.search import dates
 from gateway.search.query import (
@@ -60,6 +62,37 @@ from gateway.store.schema import (
 INDEX_BY_TYPE = INDEX_TABLES
 MAX_INCLUDE_ROUNDS = 5
 _AFTER_MAX = dates.MAX_DATE + "9"  # sorts after every stored date
+
+
+class unindexed(ColumnElement):  # noqa: N801 - used like a SQL function
+    """`column` in a condition that must not pick the index the database would otherwise drive by.
+
+    SQLite plans without statistics (no ANALYZE): on `type = 'Slot'` or `param = 'status'` it walks every row
+    of that value instead of the few rows of the driving filter, so there it renders as `column || ''`, which
+    no index serves. PostgreSQL has statistics and needs them: the expression would hide the column from them
+    (estimated 1 row instead of 85,000), and it then materialises and sorts every match instead of walking in
+    key order and stopping at _count. There it renders as the plain column."""
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement) -> None:
+        self.column = column
+        self.type = column.type
+
+    @property
+    def _from_objects(self) -> list:  # type: ignore[override]
+        return self.column._from_objects
+
+
+@compiles(unindexed)
+def _unindexed_default(element: unindexed, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
+    return compiler.process(element.column.concat(""), **kw)
+
+
+@compiles(unindexed, "postgresql")
+def _unindexed_postgresql(element: unindexed, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
+    return compiler.process(element.column, **kw)
 
 
 # -- public API -----
@@ -197,9 +230,9 @@ def _conditions(query: SearchQuery, max_key: int | None) -> list[ColumnElement[b
     conditions: list[ColumnElement[bool]] = [resource.c.deleted.is_(False)]
     driver = _driving_filter(query.filters)
     if query.resource_type is not None:
-        # With a driving filter, `type || ''` keeps the planner off the type index: otherwise SQLite (without
-        # ANALYZE statistics) scans every resource of the type instead of looking up the filter's few keys.
-        type_column = resource.c.type.concat("") if driver is not None else resource.c.type
+        # With a driving filter, keep SQLite off the type index: without ANALYZE statistics it would scan every
+        # resource of the type instead of looking up the filter's few keys (see `unindexed`).
+        type_column = unindexed(resource.c.type) if driver is not None else resource.c.type
         conditions.append(type_column == query.resource_type)
     elif query.types:
         conditions.append(resource.c.type.in_(query.types))
@@ -242,8 +275,8 @@ def filter_condition(item: Filter, key: ColumnElement[int], table=resource, driv
     if item.modifier == "not":
         return key.not_in(in_index.where(alternatives))
     if not drives:
-        # `param || ''`: look the candidate's rows up by res_key, not by scanning every row of the parameter
-        return exists().where(index.c.res_key == key, index.c.param.concat("") == item.index_param, alternatives)
+        # SQLite: look the candidate's rows up by res_key, not by scanning every row of the parameter
+        return exists().where(index.c.res_key == key, unindexed(index.c.param) == item.index_param, alternatives)
     return key.in_(in_index.where(alternatives))
 
 
@@ -459,4 +492,5 @@ __all__ = [
     "max_key",
     "page_statement",
     "revinclude_statement",
+    "unindexed",
 ]
