@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev packages postgres browser lint bench
+.PHONY: run test install install-dev packages postgres browser bench-tools lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ postgres:
 browser:
 	scripts/ensure-chromium.sh
 
+bench-tools:
+	scripts/ensure-bench-tools.sh
+
 run: install
 	$(BIN)/zcc-gateway demo-data
 	$(BIN)/zcc-gateway serve --host 127.0.0.1 --port 8080
@@ -40,5 +43,5 @@ test: install-dev postgres browser
 lint: install-dev
 	$(BIN)/ruff check .
 
-bench: install-dev
+bench: install-dev postgres bench-tools
 	$(BIN)/python bench/rest.py

@@ -11,10 +11,14 @@ another process, changes the fingerprint, and one query without bodies checks it
 On SQLite that check is skipped when nothing at all was written since the record was last found current:
 `max(resource_version.vkey)` (one index lookup) is then unchanged. SQLite has one writer at a time and never
 deletes version rows, so a new vkey is always higher than every committed one. Not on PostgreSQL: a sequence
-value is taken before commit, so a write can become visible below the maximum already seen."""
+value is taken before commit, so a write can become visible below the maximum already seen. There the database
+folds the same rows into one digest (md5 over the distinct (res_key, version) pairs in numeric order) and
+returns a single row; the record keeps the same digest of the rows it was read from. Same rows, same digest:
+the check stays exact, without shipping ~1,000 rows to Python on every request."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections import OrderedDict
@@ -23,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, or_, select, union_all
+from sqlalchemy import Connection, Text, and_, cast, func, literal, or_, select, union_all
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from conformance import fhirjson
 from gateway.consent.compartment import PatientCompartment
@@ -43,9 +48,9 @@ class PatientRecord:
     resources: list[dict[str, Any]] = field(default_factory=list)  # the compartment (without the Patient)
     supporting: dict[str, dict[str, Any]] = field(default_factory=dict)  # "Type/id" -> referenced resource
     references: dict[str, set[str]] = field(default_factory=dict)  # "Type/id" -> the "Type/id"s it references
-    # consent descriptions of the resources above, by id(resource), filled by the screen (a description depends
-    # on the resource only); shared by every view of a cached record
-    descriptions: dict[int, Any] = field(default_factory=dict)
+    # consent descriptions of the resources above, by id(resource), and their grouping by shape, filled by the
+    # screen (a description depends on the resource only); shared by every view of a cached record
+    descriptions: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def patient_id(self) -> str:
@@ -62,7 +67,23 @@ class Collected:
     followed: dict[str, list[str]]  # type -> ids of every reference followed (the supporting candidates)
     documents: OrderedDict[Any, Any] = field(default_factory=OrderedDict)  # assembled documents (see operation)
     checked_at: int | None = None  # SQLite: max(resource_version.vkey) when the record was last found current
-    lock: threading.Lock = field(default_factory=threading.Lock)  # guards `documents`
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards `documents` and `views`
+    types: frozenset[str] | None = None  # the resource types in the record (see gateway.summary.operation)
+    views: dict[frozenset[str], PatientRecord] = field(default_factory=dict)  # readable types -> view of record
+    # PostgreSQL: `fingerprint_digest(fingerprint)` and the digest query for this record as driver SQL text and
+    # parameters (compiled once: the statement is the same on every check; the driver then prepares it)
+    digest: tuple[str, str, Any] | None = None
+
+    def is_current(self, connection: Connection, compartment: PatientCompartment, patient_id: str) -> bool:
+        """Whether the rows this record was read from are still exactly the live ones."""
+        if connection.dialect.name != "postgresql":
+            return fingerprint(connection, compartment, patient_id, self.base_url, self.followed) == self.fingerprint
+        if self.digest is None:
+            query = digest_query(compartment, patient_id, self.base_url, self.followed)
+            compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+            self.digest = (fingerprint_digest(self.fingerprint), str(compiled), compiled.params)
+        expected, sql, parameters = self.digest
+        return connection.exec_driver_sql(sql, parameters).scalar() == expected
 
 
 def find_patient_ids(connection: Connection, identifier: str) -> list[str]:
@@ -111,9 +132,9 @@ class RecordCache:
         with self._lock:
             cached = self._entries.get(patient_id)
         if cached is not None and cached.base_url == base_url:
-            if (marker is not None and cached.checked_at == marker) or fingerprint(
-                connection, compartment, patient_id, base_url, cached.followed
-            ) == cached.fingerprint:
+            if (marker is not None and cached.checked_at == marker) or cached.is_current(
+                connection, compartment, patient_id
+            ):
                 if remember:
                     cached.checked_at = marker
                 with self._lock:
@@ -207,6 +228,13 @@ def fingerprint(
 ) -> Fingerprint:
     """(res_key, version) of the patient, the compartment members and the followed references, as they are now —
     the rows `collect` reads, in one query without bodies."""
+    selects = _fingerprint_selects(compartment, patient_id, base_url, followed)
+    return frozenset(map(tuple, connection.execute(union_all(*selects))))
+
+
+def _fingerprint_selects(
+    compartment: PatientCompartment, patient_id: str, base_url: str, followed: dict[str, list[str]]
+) -> list[Any]:
     columns = (resource.c.res_key, resource.c.version)
     selects = _member_selects(compartment, patient_id, _own_url(base_url, patient_id), *columns)
     selects.append(select(*columns).where(
@@ -214,7 +242,24 @@ def fingerprint(
     ))
     if followed:
         selects.append(select(*columns).where(_by_type_and_id(followed), resource.c.deleted.is_(False)))
-    return frozenset(map(tuple, connection.execute(union_all(*selects))))
+    return selects
+
+
+def fingerprint_digest(rows: Fingerprint) -> str:
+    """The digest `digest_query` computes in the database, of rows held in Python."""
+    joined = ",".join(f"{key}:{version}" for key, version in sorted(rows))
+    return hashlib.md5(joined.encode(), usedforsecurity=False).hexdigest()
+
+
+def digest_query(
+    compartment: PatientCompartment, patient_id: str, base_url: str, followed: dict[str, list[str]]
+) -> Any:
+    """PostgreSQL: `fingerprint_digest` of the rows `fingerprint` would return, computed by the database."""
+    rows = union_all(*_fingerprint_selects(compartment, patient_id, base_url, followed)).subquery()
+    pairs = select(rows.c.res_key, rows.c.version).distinct().subquery()
+    pair = cast(pairs.c.res_key, Text).op("||")(literal(":")).op("||")(cast(pairs.c.version, Text))
+    joined = func.string_agg(pair, aggregate_order_by(literal(","), pairs.c.res_key, pairs.c.version))
+    return select(func.md5(func.coalesce(joined, literal(""))))
 
 
 def _last_write(connection: Connection) -> int | None:

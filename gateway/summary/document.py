@@ -198,7 +198,7 @@ def _add_referenced(
     """A document carries what its entries (and the patient) reference, as far as it is released (transitively)."""
     pending = list(roots)
     while pending:
-        for reference in references.get(pending.pop(), ()):
+        for reference in sorted(references.get(pending.pop(), ())):  # the same order in every process
             if reference not in included and reference in available:
                 included[reference] = available[reference]
                 pending.append(reference)

@@ -29,6 +29,7 @@ from gateway.summary.sections import SummaryDefinition, load_definition
 NAME = "summary"
 DEFINITION = "http://zcc-gateway.nl/fhir/OperationDefinition/summary"
 DOCUMENTS_PER_PATIENT = 8  # assembled documents kept per cached record (one per language and screening outcome)
+VIEWS_PER_PATIENT = 4  # record views kept per cached record (one per set of readable types)
 
 
 def summary_operation(compartment: PatientCompartment, screen: Screen,
@@ -50,7 +51,7 @@ def summary_operation(compartment: PatientCompartment, screen: Screen,
                                   remember=scope.connection is None)
         if collected is None:
             raise not_found("Patient", it.id)
-        record = _readable(scope.identity, collected.record)
+        record = _readable(scope.identity, collected)
         screening = screen(scope, it, [record.patient, *record.resources, *record.supporting.values()],
                            memo=record.descriptions)
         if not screening.allows(record.patient):
@@ -115,24 +116,37 @@ def _patient_id(connection: Any, it: Interaction) -> str:
     return ids[0]
 
 
-def _readable(identity: Any, record: PatientRecord) -> PatientRecord:
+def _readable(identity: Any, collected: Collected) -> PatientRecord:
     """A summary discloses many types: only those the token may read without restriction go in. A view: the
-    (cached) record itself is never changed."""
+    (cached) record itself is never changed; the view is kept with it per set of readable types."""
+    record = collected.record
     if identity is None:
         return record
-    readable: dict[str, bool] = {}
+    types = collected.types
+    if types is None:
+        types = collected.types = frozenset(
+            str(r.get("resourceType")) for r in [*record.resources, *record.supporting.values()]
+        )
+    readable = frozenset(t for t in types if _may_read(identity, t))
+    if readable == types:
+        return record
+    with collected.lock:
+        view = collected.views.get(readable)
+    if view is None:
+        view = replace(
+            record,
+            resources=[r for r in record.resources if str(r.get("resourceType")) in readable],
+            supporting={ref: r for ref, r in record.supporting.items() if str(r.get("resourceType")) in readable},
+        )
+        with collected.lock:
+            collected.views[readable] = view
+            while len(collected.views) > VIEWS_PER_PATIENT:
+                collected.views.pop(next(iter(collected.views)))
+    return view
 
-    def allowed(resource: dict[str, Any]) -> bool:
-        resource_type = str(resource.get("resourceType"))
-        if resource_type not in readable:
-            try:
-                readable[resource_type] = not require_scope(identity, resource_type, "read").restrictions
-            except Forbidden:
-                readable[resource_type] = False
-        return readable[resource_type]
 
-    return replace(
-        record,
-        resources=[r for r in record.resources if allowed(r)],
-        supporting={ref: r for ref, r in record.supporting.items() if allowed(r)},
-    )
+def _may_read(identity: Any, resource_type: str) -> bool:
+    try:
+        return not require_scope(identity, resource_type, "read").restrictions
+    except Forbidden:
+        return False

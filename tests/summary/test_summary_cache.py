@@ -144,3 +144,25 @@ def test_a_changed_referenced_resource_and_patient_are_seen(client, as_hap, seed
     renamed = summary(client, as_hap(), seeded["patient"])
     assert renamed["entry"][0]["resource"]["subject"]["display"] == "Ander Naam"
     assert renamed["entry"][1]["resource"]["name"] == [{"text": "Ander Naam"}]
+
+
+def test_the_currency_check_agrees_with_the_rows_and_sees_a_write(client, app, as_hap, seeded, services,  # type: ignore[no-untyped-def]
+                                                                   other_process) -> None:
+    """The check behind every cache hit: on PostgreSQL a digest computed by the database, which must equal the
+    digest of the rows the record was read from; on either backend it must turn false after a write."""
+    from gateway.consent.engine import ConsentEngine
+    from gateway.summary.collect import digest_query, fingerprint, fingerprint_digest
+
+    compartment = ConsentEngine.build(services.packages, BASE).describer.compartment
+    summary(client, as_hap(), seeded["patient"])
+    collected = cache_of(app)._entries[seeded["patient"]]
+    with services.store.engine.connect() as connection:
+        assert collected.is_current(connection, compartment, seeded["patient"])
+        rows = fingerprint(connection, compartment, seeded["patient"], BASE, collected.followed)
+        assert rows == collected.fingerprint
+        if connection.dialect.name == "postgresql":
+            query = digest_query(compartment, seeded["patient"], BASE, collected.followed)
+            assert connection.execute(query).scalar() == fingerprint_digest(rows)
+    update(other_process.store, "Condition", seeded["condition"], lambda body: body.update(recordedDate="2020-01-01"))
+    with services.store.engine.connect() as connection:
+        assert not collected.is_current(connection, compartment, seeded["patient"])
