@@ -273,13 +273,21 @@ def _grouped_decisions(consents: Iterable[Any]) -> list[DecisionFacts]:
         request_decision = getattr(consent, "request_decision", None)
         if request_decision is not None and request_decision.effect.value == "deny":
             decisions.append(("", request_decision))
+    # a page of resources shares a few decision objects (one per resource shape): count those first
+    per_object: dict[int, list[Any]] = {}
+    for _, decision in decisions:
+        seen = per_object.get(id(decision))
+        if seen is None:
+            per_object[id(decision)] = [decision, 1]
+        else:
+            seen[1] += 1
     counts: Counter[tuple[str | None, str, str]] = Counter()
     first: dict[tuple[str | None, str, str], Any] = {}
-    for _, decision in decisions:
+    for decision, times in per_object.values():
         if decision.patient is None and decision.effect.value == "permit":
             continue
         key = (decision.patient, decision.rule_id, decision.effect.value)
-        counts[key] += 1
+        counts[key] += times
         first.setdefault(key, decision)
     grouped = []
     for key, decision in first.items():

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 PATIENT_COMPARTMENT = "http://hl7.org/fhir/CompartmentDefinition/patient"
 _WHERE = re.compile(r"\.where\(resolve\(\) is Patient\)$")
 _PATH = re.compile(r"^[A-Za-z]+(\.[A-Za-z]+)+$")
+_NOBODY: frozenset[str] = frozenset()
 
 
 class DefinitionSource(Protocol):
@@ -77,16 +78,29 @@ class PatientCompartment:
 
     def patients_of(self, resource: Mapping[str, Any]) -> frozenset[str]:
         resource_type = resource.get("resourceType")
-        found: set[str] = set()
         if resource_type == "Patient" and isinstance(resource.get("id"), str):
-            found.add(resource["id"])  # a Patient is its own compartment (links are not followed)
-            return frozenset(found)
-        for path in self.paths.get(str(resource_type), ()):
+            return frozenset((resource["id"],))  # a Patient is its own compartment (links are not followed)
+        paths = self.paths.get(resource_type if type(resource_type) is str else str(resource_type))
+        if not paths or not isinstance(resource, dict):
+            return _NOBODY
+        found: set[str] = set()
+        base_url = self.base_url
+        for path in paths:
+            if len(path) == 1:  # most compartment paths (`subject`, `patient`, `performer`): no walk needed
+                if path[0] not in resource:
+                    continue
+                child = resource[path[0]]
+                for node in child if isinstance(child, list) else (child,):
+                    if isinstance(node, dict):
+                        patient = patient_id(node.get("reference"), base_url)
+                        if patient:
+                            found.add(patient)
+                continue
             for node in _walk(resource, path):
-                patient = patient_id(node.get("reference") if isinstance(node, dict) else None, self.base_url)
+                patient = patient_id(node.get("reference") if isinstance(node, dict) else None, base_url)
                 if patient:
                     found.add(patient)
-        return frozenset(found)
+        return frozenset(found) if found else _NOBODY
 
 
 def patient_id(reference: object, base_url: str = "") -> str | None:

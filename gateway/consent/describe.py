@@ -31,24 +31,52 @@ class Describer:
         )
 
     def describe(self, resource: Mapping[str, Any]) -> DisclosedResource:
-        resource_type = str(resource.get("resourceType", ""))
-        patients = set(self.compartment.patients_of(resource))
-        for contained in resource.get("contained") or ():
-            if isinstance(contained, dict):
-                patients |= self.compartment.patients_of(contained)
-                if contained.get("resourceType") == "Patient":
-                    patients.add(str(contained.get("id", "#contained")))
-        holder_category, holder_ura = _holder(resource)
-        return DisclosedResource(
-            resource_type=resource_type,
-            id=resource.get("id") if isinstance(resource.get("id"), str) else None,
-            patients=frozenset(patients),
-            patient_data=bool(patients) or resource_type in self.params.always_patient_data_types,
-            labels=security_labels(resource),
-            data_category=self.data_category(resource),
-            holder_category=holder_category,
-            holder_ura=holder_ura,
-            status=_status(resource),
+        resource_id = resource.get("id")
+        return DisclosedResource.from_shape(self.shape(resource), resource_id if isinstance(resource_id, str) else None)
+
+    def shape(self, resource: Mapping[str, Any]) -> tuple[object, ...]:
+        """`describe(resource).shape` without building the description: what a decision depends on (all but the
+        id). Straight-line code for the common resource (no contained resources, a few meta codings): the
+        consent stage computes this for every resource of every response."""
+        resource_type = resource.get("resourceType", "")
+        if type(resource_type) is not str:
+            resource_type = str(resource_type)
+        patients = self.compartment.patients_of(resource)
+        contained = resource.get("contained")
+        if contained:
+            found = set(patients)
+            for item in contained:
+                if isinstance(item, dict):
+                    found |= self.compartment.patients_of(item)
+                    if item.get("resourceType") == "Patient":
+                        found.add(str(item.get("id", "#contained")))
+            patients = frozenset(found)
+        meta = resource.get("meta")
+        holder_category = holder_ura = None
+        labels = _NO_LABELS
+        if isinstance(meta, dict):
+            if meta.get("security"):
+                labels = frozenset(_meta_codes(resource, "security"))
+            if meta.get("tag"):
+                holder_category, holder_ura = _holder(resource)
+        if contained:
+            labels = security_labels(resource)
+        if resource_type == "Consent" or resource_type == "Composition":
+            category = self.data_category(resource)
+        else:
+            category = self.params.data_categories.get(resource_type, "other")
+        status = resource.get("status")
+        if not isinstance(status, str):
+            status = _status(resource)
+        return (
+            resource_type,
+            patients,
+            bool(patients) or resource_type in self.params.always_patient_data_types,
+            labels,
+            category,
+            holder_category,
+            holder_ura,
+            status,
         )
 
     def data_category(self, resource: Mapping[str, Any]) -> str:
@@ -64,6 +92,9 @@ class Describer:
                 if category:
                     return category
         return self.params.data_categories.get(resource_type, "other")
+
+
+_NO_LABELS: frozenset[str] = frozenset()
 
 
 def security_labels(resource: Mapping[str, Any]) -> frozenset[str]:

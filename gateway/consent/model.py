@@ -81,6 +81,13 @@ class DisclosedResource:
         return (self.resource_type, self.patients, self.patient_data, self.labels, self.data_category,
                 self.holder_category, self.holder_ura, self.status)
 
+    @classmethod
+    def from_shape(cls, shape: tuple[object, ...], resource_id: str | None) -> DisclosedResource:
+        """The description with this `shape` (see `shape`) and id."""
+        resource_type, patients, patient_data, labels, data_category, holder_category, holder_ura, status = shape
+        return cls(resource_type, resource_id, patients, patient_data, labels, data_category,  # type: ignore[arg-type]
+                   holder_category, holder_ura, status)  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class Contact:

@@ -39,27 +39,46 @@ class FilterReport:
 
 def iter_resources(node: Any) -> Iterator[dict[str, Any]]:
     """Every resource in a response body that the PDP judges (Bundles and Parameters are containers)."""
-    if not isinstance(node, dict) or not isinstance(node.get("resourceType"), str):
+    yield from resources_in(node)
+
+
+def resources_in(node: Any) -> list[dict[str, Any]]:
+    """`iter_resources` as a list, collected without a generator per level (a page has hundreds of entries)."""
+    found: list[dict[str, Any]] = []
+    _collect(node, found)
+    return found
+
+
+def _collect(node: Any, found: list[dict[str, Any]]) -> None:
+    if not isinstance(node, dict):
         return
-    if node["resourceType"] == "Bundle":
+    kind = node.get("resourceType")
+    if not isinstance(kind, str):
+        return
+    if kind == "Bundle":
         for entry in node.get("entry") or ():
             if isinstance(entry, dict):
-                yield from iter_resources(entry.get("resource"))
-                yield from iter_resources((entry.get("response") or {}).get("outcome"))
-    elif node["resourceType"] == "Parameters":
+                _collect(entry.get("resource"), found)
+                _collect((entry.get("response") or {}).get("outcome"), found)
+    elif kind == "Parameters":
         for parameter in _parameters(node):
-            yield from iter_resources(parameter.get("resource"))
+            _collect(parameter.get("resource"), found)
     else:
-        yield node
+        found.append(node)
+
+
+_CONTAINERS = ("Bundle", "Parameters")
+_ORDER = {Effect.PERMIT: 0, Effect.PERMIT_FILTERED: 1, Effect.DENY: 2}
 
 
 def judge_unit(resource: dict[str, Any], judge: Judge) -> Decision:
     """The decision for a resource as a whole; a Bundle or Parameters takes its most restrictive part."""
-    decisions = [judge(part) for part in iter_resources(resource)]
+    if not isinstance(resource, dict) or resource.get("resourceType") not in _CONTAINERS:
+        return judge(resource)  # a plain resource is its only part
+    decisions = [judge(part) for part in resources_in(resource)]
     if not decisions:
         return judge(resource)
-    order = {Effect.PERMIT: 0, Effect.PERMIT_FILTERED: 1, Effect.DENY: 2}
-    return max(decisions, key=lambda decision: order[decision.effect])
+    return max(decisions, key=lambda decision: _ORDER[decision.effect])
 
 
 def filter_bundle(

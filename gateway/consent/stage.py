@@ -23,7 +23,7 @@ from gateway.consent.engine import (
     InteractionRecord,
 )
 from gateway.consent.explain import btg_hint
-from gateway.consent.model import DENY_AS_404, TIME_BOX, Decision, DisclosedResource, Effect, RequestContext
+from gateway.consent.model import DENY_AS_404, TIME_BOX, Decision, Effect, RequestContext
 from gateway.consent.pdp import decide, decide_request
 from gateway.consent.query_safety import unsafe_search
 from gateway.consent.responses import (
@@ -34,8 +34,8 @@ from gateway.consent.responses import (
     filter_bundle,
     filter_parameters,
     filter_part_bundle,
-    iter_resources,
     judge_unit,
+    resources_in,
 )
 from gateway.fhir import interaction as kinds
 from gateway.fhir.context import RequestScope
@@ -171,16 +171,20 @@ class ConsentStage:
         self, scope: RequestScope, ctx: RequestContext, body: dict[str, Any], now: datetime, record: InteractionRecord
     ) -> Judge:
         describer = self.engine.describer
+        policy = self.engine.policy
         known = record.described  # descriptions the handler made already (a resource's description is pure)
 
-        def describe(resource: dict[str, Any]) -> DisclosedResource:
+        # every resource of the body: its shape (what a decision depends on) and reference, by object identity
+        shapes: dict[int, tuple[tuple[object, ...], str]] = {}
+        patients: set[str] = set()
+        for resource in resources_in(body) or [body]:
             seen = known.get(id(resource))
-            return seen[1] if seen is not None and seen[0] is resource else describer.describe(resource)
-
-        described = {id(resource): describe(resource) for resource in iter_resources(body)}
-        if not described:
-            described[id(body)] = describer.describe(body)
-        patients = {patient for item in described.values() for patient in item.patients}
+            if seen is not None and seen[0] is resource:
+                shape, reference = seen[1].shape, seen[1].reference
+            else:
+                shape, reference = describer.shape(resource), _reference(resource)
+            shapes[id(resource)] = (shape, reference)
+            patients.update(shape[1])  # type: ignore[arg-type]
         facts = {}
         if patients:
             with scope.reading() as connection:
@@ -188,14 +192,20 @@ class ConsentStage:
 
         # the id never matters to a decision: once per shape (or not at all when the handler decided it already)
         decided: dict[tuple[object, ...], Decision] = dict(record.decided)
+        decisions = record.decisions
 
         def judge(resource: dict[str, Any]) -> Decision:
-            item = described.get(id(resource)) or describer.describe(resource)
-            key = item.shape
-            decision = decided.get(key)
+            found = shapes.get(id(resource))
+            if found is None:
+                shape, reference = describer.shape(resource), _reference(resource)
+            else:
+                shape, reference = found
+            decision = decided.get(shape)
             if decision is None:
-                decision = decided[key] = decide(self.engine.policy, ctx, item, facts, now)
-            record.decisions.append((item.reference, decision))
+                seen = known.get(id(resource))
+                item = seen[1] if seen is not None and seen[0] is resource else describer.describe(resource)
+                decision = decided[shape] = decide(policy, ctx, item, facts, now)
+            decisions.append((reference, decision))
             return decision
 
         return judge
@@ -212,8 +222,8 @@ class ConsentStage:
         record.withheld += withheld
         if visible:
             result.headers[SUPPRESSED_HEADER] = str(visible)
-        boxes = [d for _, d in released if d.has(TIME_BOX)]
-        if boxes:
+        distinct = {id(decision): decision for _, decision in released}  # a page shares a few decision objects
+        if any(decision.has(TIME_BOX) for decision in distinct.values()):
             start = record.request.btg_started_at or self.engine.clock()
             hours = self.engine.policy.parameters.btg_time_box_hours
             result.headers[BTG_EXPIRES_HEADER] = (start + timedelta(hours=hours)).isoformat(timespec="seconds")
@@ -250,6 +260,15 @@ def _known(registry: Any, resource_type: str | None, code: str) -> bool:
         return True
     param = registry.get(resource_type, code) if registry is not None else None
     return param is not None and bool(getattr(param, "supported", False))
+
+
+def _reference(resource: dict[str, Any]) -> str:
+    """`DisclosedResource.reference` of the resource's description."""
+    resource_type = resource.get("resourceType", "")
+    resource_id = resource.get("id")
+    if type(resource_type) is not str:
+        resource_type = str(resource_type)
+    return f"{resource_type}/{resource_id}" if isinstance(resource_id, str) and resource_id else resource_type
 
 
 def _etags(result: Result) -> set[str]:

@@ -352,3 +352,25 @@ def test_the_chain_verifies_after_all_of_it(services: Any) -> None:
     with services.store.read() as connection:
         result = AuditLog().verify(connection)
     assert result.ok and result.count == count(services)
+
+
+def test_grouped_decisions_count_resources_per_patient_rule_and_effect() -> None:
+    """A page shares decision objects per resource shape; equal decisions in distinct objects group alike."""
+    from types import SimpleNamespace
+
+    from gateway.audit.stage import _grouped_decisions
+    from gateway.consent.model import Decision, Effect
+
+    permit = Decision(Effect.PERMIT, "zcc-contact", "nl", "en", patient="p1")
+    again = Decision(Effect.PERMIT, "zcc-contact", "nl", "en", patient="p1")
+    other = Decision(Effect.DENY, "default", "nl", "en", patient="p2")
+    nobody = Decision(Effect.PERMIT, "no-patient", "nl", "en")
+    record = SimpleNamespace(
+        decisions=[("O/1", permit), ("O/2", other), ("O/3", permit), ("O/4", again), ("X/1", nobody)],
+        request_decision=None,
+    )
+    grouped = _grouped_decisions([record, None])
+    assert [(g.patient, g.rule_id, g.effect, g.resources) for g in grouped] == [
+        ("p1", "zcc-contact", "permit", 3),
+        ("p2", "default", "deny", 1),
+    ]

@@ -109,3 +109,71 @@ def _refusal(resource_type: str | None, params: list[tuple[str, str]]):  # type:
 def test_query_shapes(resource_type: str | None, params: list[tuple[str, str]], status: int | None) -> None:
     refusal = _refusal(resource_type, params)
     assert (refusal.status if refusal else None) == status
+
+
+SHAPED = [
+    {"resourceType": "Observation", "id": "o1", "status": "final", "subject": {"reference": "Patient/p1"}},
+    {"resourceType": "Observation", "id": "o2", "subject": {"reference": f"{BASE}/Patient/p1"},
+     "performer": [{"reference": "Patient/p2"}, [{"reference": "Patient/nested"}], "junk"],
+     "meta": {"security": [{"code": "PSY"}, {"code": 3}, "x"], "tag": [
+         {"system": "http://nictiz.nl/fhir/NamingSystem/organization-type", "code": "G5"},
+         {"system": "http://fhir.nl/fhir/NamingSystem/ura", "code": "00001111"}]}},
+    {"resourceType": "Observation", "id": "o3", "subject": {"reference": "http://elsewhere/Patient/9"},
+     "contained": [{"resourceType": "Patient", "id": "c"}, {"resourceType": "Medication", "meta": {"security": [
+         {"code": "R"}]}}, "not a resource"]},
+    {"resourceType": "Condition", "id": 7, "subject": {"reference": "Patient/p1"},
+     "clinicalStatus": {"coding": [{"code": "active"}]}},
+    {"resourceType": "Consent", "id": "c1", "scope": {"coding": [{"code": "treatment"}]},
+     "patient": {"reference": "Patient/p1"}, "status": "active"},
+    {"resourceType": "Task", "id": "t1", "for": {"reference": "Patient/p3"}, "meta": "not a dict"},
+    {"resourceType": "Patient", "id": "p1"},
+    {"resourceType": "Patient"},
+    {"resourceType": "Organization", "id": "org"},
+    {"resourceType": "Binary", "id": ""},
+    {"id": "no-type"},
+]
+
+
+@pytest.mark.parametrize("resource", SHAPED)
+def test_shape_is_the_shape_of_the_description(describer: Describer, resource: dict) -> None:  # type: ignore[type-arg]
+    """The consent stage keys its decisions on `shape` without describing; it must agree with `describe`."""
+    described = describer.describe(resource)
+    shape = describer.shape(resource)
+    assert shape == described.shape == _reference_shape(describer, resource)
+    assert type(described).from_shape(shape, described.id) == described
+
+
+def test_shape_reads_every_compartment_path(describer: Describer) -> None:
+    shape = describer.shape(SHAPED[1])
+    assert shape[1] == {"p1", "p2"}  # absolute under the base and relative; a nested list is not a reference
+    assert shape[3] == {"PSY"} and (shape[5], shape[6]) == ("G5", "00001111")
+    assert describer.shape(SHAPED[2])[1] == {"http://elsewhere/Patient/9", "c"}
+
+
+def _reference_shape(describer: Describer, resource: dict) -> tuple:  # type: ignore[type-arg]
+    """The description as written before the fast path (generic path walk, every helper called)."""
+    from gateway.consent import describe as module
+    from gateway.consent.compartment import _walk
+
+    def patients_of(node: dict) -> set[str]:  # type: ignore[type-arg]
+        if node.get("resourceType") == "Patient" and isinstance(node.get("id"), str):
+            return {node["id"]}
+        found = set()
+        for path in describer.compartment.paths.get(str(node.get("resourceType")), ()):
+            for item in _walk(node, path):
+                patient = patient_id(item.get("reference") if isinstance(item, dict) else None, BASE)
+                if patient:
+                    found.add(patient)
+        return found
+
+    resource_type = str(resource.get("resourceType", ""))
+    patients = patients_of(resource)
+    for contained in resource.get("contained") or ():
+        if isinstance(contained, dict):
+            patients |= patients_of(contained)
+            if contained.get("resourceType") == "Patient":
+                patients.add(str(contained.get("id", "#contained")))
+    return (resource_type, frozenset(patients),
+            bool(patients) or resource_type in describer.params.always_patient_data_types,
+            module.security_labels(resource), describer.data_category(resource), *module._holder(resource),
+            module._status(resource))
