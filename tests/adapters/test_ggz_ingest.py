@@ -78,7 +78,9 @@ def test_ggz_bundle_of_all_fixtures_is_accepted_with_every_resource_labelled(cli
                            headers={"Content-Type": "application/fhir+json"})
     assert response.status_code == 201, response.text
     locations = [e["response"]["location"] for e in response.json()["entry"][1:]]
-    assert len(locations) == len(sound) + 1  # every resource and the Provenance
+    # every resource, Bals's legal status as its own Condition (zib2020 LegalSituation), and the Provenance
+    assert len(locations) == len(sound) + 2
+    assert sum(location.startswith("Condition/") for location in locations) == 1
     with services.store.read(False) as connection:
         for location in locations:
             resource_type, resource_id = location.split("/")[:2]

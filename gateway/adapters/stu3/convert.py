@@ -32,10 +32,21 @@ class UnknownResourceType(ValueError):
     """A STU3 resource type that R4 does not have (e.g. ProcessRequest, DataElement)."""
 
 
+@dataclass(frozen=True)
+class SplitOff:
+    """A zib2017 extension that zib2020 models as a resource of its own (rule `split` in extensions.json, e.g.
+    Patient LegalStatus -> a nl-core-LegalSituation-LegalStatus Condition): the caller builds that resource."""
+
+    kind: str  # the `split` value of the rule (e.g. `legal-status`)
+    path: str  # where the extension sits in the STU3 input
+    extension: dict[str, Any]
+
+
 @dataclass
 class Conversion:
     resource: dict[str, Any]
     unmapped: list[Unmapped] = field(default_factory=list)
+    split: list[SplitOff] = field(default_factory=list)
 
 
 class Stu3ToR4:
@@ -49,12 +60,12 @@ class Stu3ToR4:
         if info is None:
             raise UnknownResourceType(f"STU3 resource type '{resource_type}' does not exist in FHIR R4")
         claimed = (resource.get("meta") or {}).get("profile") or []
-        walk = _Walk(self, [], profile_element_rules(tuple(p for p in claimed if isinstance(p, str))))
+        walk = _Walk(self, [], profile_element_rules(tuple(p for p in claimed if isinstance(p, str))), [])
         out: dict[str, Any] = {"resourceType": resource_type}
         body = {k: v for k, v in resource.items() if path is not None or k != "id"}
         walk.object(body, info, resource_type, path or resource_type, out)
         walk.profiles(out, path or resource_type)
-        return Conversion(out, walk.unmapped)
+        return Conversion(out, walk.unmapped, walk.split)
 
 
 @dataclass
@@ -62,6 +73,7 @@ class _Walk:
     converter: Stu3ToR4
     unmapped: list[Unmapped]
     rules: dict[str, dict[str, Any]]  # element rules (general, and those of the STU3 profiles claimed)
+    split: list[SplitOff]  # extensions that become resources of their own (handed to the caller)
 
     @property
     def model(self) -> TypeModel:
@@ -207,6 +219,8 @@ class _Walk:
             self.lost(where, item.get("resourceType"), str(error))
             return None
         self.unmapped.extend(conversion.unmapped)
+        for part in conversion.split:  # a contained resource cannot carry a resource of its own
+            self.lost(part.path, part.extension, f"{part.kind} of a contained resource is not converted")
         return conversion.resource
 
     def take(self, value: Any, child: str, where: str) -> Any:
@@ -303,6 +317,11 @@ class _Walk:
                 self.lost(here, extension, "extension unknown to the STU3 -> R4 map")
             elif rule.get("reference"):
                 replacement = extension.get("valueReference")
+            elif "split" in rule:
+                if parent_rule is None and defpath == rule.get("on_resource", defpath):
+                    self.split.append(SplitOff(rule["split"], here, extension))
+                else:
+                    self.lost(here, extension, f"{rule['split']} is converted only on {rule.get('on_resource')}")
             elif "element" in rule:
                 value = next((v for k, v in extension.items() if k.startswith("value")), None)
                 self.assign(info, out, rule["element"], value, rule, here)

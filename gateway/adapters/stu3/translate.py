@@ -11,8 +11,9 @@ from typing import Any
 
 from conformance.typemodel import default_model
 from gateway.adapters.hap.model import MappedResource, TranslationError, TranslationIssue
-from gateway.adapters.stu3.convert import Stu3ToR4, UnknownResourceType
-from gateway.adapters.stu3.model import Stu3Translation
+from gateway.adapters.stu3.convert import SplitOff, Stu3ToR4, UnknownResourceType
+from gateway.adapters.stu3.legal_status import legal_status_condition
+from gateway.adapters.stu3.model import Stu3Translation, Unmapped
 from gateway.adapters.stu3.parse import Stu3Entry, Stu3Message, parse_stu3
 from gateway.adapters.stu3.references import rewrite_references, split_reference
 from gateway.ingest.identity import stable_id
@@ -65,12 +66,29 @@ def translate_stu3(raw: bytes, source: str, submitter: str) -> Stu3Translation:
         if item.resource_type == "Patient":
             _identify_by_full_url(resource, item.entry.full_url)
             translation.patient_keys.append(item.key)
+        for part in conversion.split:
+            _split_off(translation, part, mapped, item)
     external = sorted({ref for ref in _external_references(sources, aliases)})
     if external:
         translation.issues.append(TranslationIssue(
             "information", "informational", "references outside this message, stored by their source identity: "
             + ", ".join(external[:20]) + (" ..." if len(external) > 20 else "")))
     return translation
+
+
+def _split_off(translation: Stu3Translation, part: SplitOff, owner: MappedResource, item: _Source) -> None:
+    """The resource zib2020 makes of a zib2017 extension (`split` rule), keyed by its owner's source identity
+    (the same patient's legal status always lands on the same Condition), or the extension listed as unmapped."""
+    lost: list[Unmapped] = []
+    if part.kind == "legal-status":
+        built = legal_status_condition(part.extension, owner.full_url, part.path,
+                                       lambda where, value, why: lost.append(Unmapped.of(where, value, why)))
+    else:  # a rule in extensions.json without a builder here
+        built = None
+        lost.append(Unmapped.of(part.path, part.extension, f"no converter for {part.kind}"))
+    translation.unmapped += [_located(u, item) for u in lost]
+    if built is not None:
+        translation.resources.append(MappedResource(f"{built['resourceType']}|{part.kind}|{owner.key}", built))
 
 
 def _identify_by_full_url(patient: dict[str, Any], full_url: str | None) -> None:
