@@ -4,7 +4,7 @@
   consent on) over N messages made from the reference messages (each with its own message id, so none is a
   duplicate), against SQLite and, with --pg, a throw-away PostgreSQL, with 1 or more worker threads.
 
-    .venv/bin/python bench/ingest.py [--count 2000] [--threads 2] [--pg]
+    .venv/bin/python bench/ingest.py [--count 2000] [--threads 2 | --processes 2] [--pg]
 
 RAV, VVT and ggz (`--adapters`, on by default; `--adapters-only` skips the HAP part): translation only per adapter
 (RAV: the HL7v2 ADT/ORU test messages + the AZ-IG referral; VVT/ggz: the eOverdracht / BgGGZ qualification
@@ -74,17 +74,57 @@ def translation(messages: list[bytes], seconds: float = 5.0,
     return done / elapsed, size / elapsed / 1e6, sum(map(len, messages)) / len(messages) / 1024
 
 
-def end_to_end(database_url: str, messages: list[bytes], count: int, threads: int) -> tuple[float, dict[str, int]]:
+def end_to_end(database_url: str, messages: list[bytes], count: int, threads: int, processes: int = 0,
+               server: Any = None) -> tuple[float, dict[str, int], float, float]:
+    """(messages/s, statuses, gateway CPU ms per message, PostgreSQL server CPU ms per message). With
+    `processes` > 0, that many worker processes (`zcc-gateway ingest --jobs`) instead of threads; worker start-up
+    (loading packages, warming the validator) is not timed, as the services of the threaded run are built first."""
     services = build_services(Settings(database_url=database_url, base_url="http://bench/fhir"))
     create_ingest_tables(services.store.engine)
-    service = IngestService(services)
     batch = [with_message_id(messages[i % len(messages)], i) for i in range(count)]
     statuses: dict[str, int] = {}
-    start = time.perf_counter()
+    if processes > 0:
+        from gateway.ingest.parallel import IngestWorkers
+        with IngestWorkers(processes, database_url) as workers:
+            workers.wait_ready()
+            server_cpu, start = postgres_cpu(server), time.perf_counter()
+            cpu = 0.0
+            for done in workers.ingest("hap", [(str(i), raw) for i, raw in enumerate(batch)], cli_identity()):
+                statuses[done.result.record.status] = statuses.get(done.result.record.status, 0) + 1
+                cpu += done.cpu_seconds
+            elapsed, server_cpu = time.perf_counter() - start, postgres_cpu(server) - server_cpu
+        return count / elapsed, statuses, 1000 * cpu / count, 1000 * server_cpu / count
+    service = IngestService(services)
+    server_cpu, cpu, start = postgres_cpu(server), time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         for result in pool.map(lambda raw: service.ingest("hap", raw, cli_identity()), batch):
             statuses[result.record.status] = statuses.get(result.record.status, 0) + 1
-    return count / (time.perf_counter() - start), statuses
+    elapsed, cpu, server_cpu = time.perf_counter() - start, time.process_time() - cpu, postgres_cpu(server) - server_cpu
+    return count / elapsed, statuses, 1000 * cpu / count, 1000 * server_cpu / count
+
+
+def postgres_cpu(server: Any) -> float:
+    """CPU seconds the throw-away PostgreSQL cluster has used so far (postmaster, its live backends and the ones
+    that ended), from /proc; 0 without a server."""
+    if server is None:
+        return 0.0
+    try:
+        postmaster = int((server.data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, parent = int(stat.parent.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime (ended backends)
+        elif parent == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 # -- RAV, VVT, ggz ------------------------------------------------------------------------------------------------
@@ -201,6 +241,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=0,
+                        help="end to end with this many worker processes (zcc-gateway ingest --jobs) instead of "
+                             "threads")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--pg", action="store_true", help="also against a throw-away PostgreSQL")
     parser.add_argument("--adapters", action=argparse.BooleanOptionalAction, default=True,
@@ -230,9 +273,13 @@ def main() -> None:
         targets.append(("PostgreSQL", fresh_database(server.url, "bench")))
     try:
         for name, url in targets:
-            rate, statuses = end_to_end(url, messages, args.count, args.threads)
-            print(f"| end to end, {name}, {args.count} messages, {args.threads} threads | {rate:.1f} messages/s "
-                  f"({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}) |")
+            how = f"{args.processes} processes" if args.processes else f"{args.threads} threads"
+            rate, statuses, cpu, server_cpu = end_to_end(url, messages, args.count, args.threads, args.processes,
+                                                         server if name == "PostgreSQL" else None)
+            server_part = f" + PostgreSQL server {server_cpu:.1f} ms" if name == "PostgreSQL" else ""
+            print(f"| end to end, {name}, {args.count} messages, {how} | {rate:.1f} messages/s "
+                  f"({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}); "
+                  f"CPU {cpu:.1f} ms/message{server_part} |", flush=True)
         if args.adapters:
             adapters(args, server)
     finally:

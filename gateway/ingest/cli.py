@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -58,6 +60,39 @@ def _summary(console: Console, rows: list[tuple[str, IngestResult]]) -> None:
     console.print("  ".join(f"{status}: {counts.get(status, 0)}" for status in STATUSES))
 
 
+class _NotProcessed(Exception):
+    def __init__(self, name: str, error: BaseException) -> None:
+        super().__init__(f"{name}: {error}")
+        self.name, self.error = name, error
+
+
+def _ingest_files(service: IngestService, files: list[Path], source: str, identity: Any, lenient: bool, jobs: int,
+                  database: str | None) -> Iterator[tuple[str, IngestResult]]:
+    """(file name, result) in file order; with jobs > 1 from worker processes on the same database. A database
+    failure (not the message's fault) stops the run."""
+    if jobs == 1 or len(files) < 2:
+        for path in files:
+            try:
+                yield path.name, service.ingest(source, path.read_bytes(), identity, lenient)
+            except Exception as error:  # noqa: BLE001 - the database failed, not the message: stop, say so
+                raise _NotProcessed(path.name, error) from None
+        return
+    from gateway.ingest.parallel import IngestWorkers  # late: only --jobs needs worker processes
+
+    with IngestWorkers(min(jobs, len(files)), database or service.services.settings.database_url) as workers:
+        results = workers.ingest(source, [(path.name, path) for path in files], identity, lenient)
+        names = iter(files)
+        while True:
+            name = next(names, None)
+            try:
+                done = next(results)
+            except StopIteration:
+                return
+            except Exception as error:  # noqa: BLE001 - as above, from a worker
+                raise _NotProcessed(name.name if name else "?", error) from None
+            yield done.name, done.result
+
+
 @ingest_app.callback()
 def ingest(
     paths: list[Path] = typer.Argument(None, help="message files or folders"),
@@ -66,6 +101,8 @@ def ingest(
     all_rejected: bool = typer.Option(False, "--all-rejected", help="re-process every rejected record"),
     lenient: bool = typer.Option(False, "--lenient", help="accept output with validation errors (as warnings)"),
     database: str | None = typer.Option(None, help="database URL (default: ZCC_DATABASE_URL)"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1,
+                             help="worker processes (one per core): messages are ingested in parallel"),
 ) -> None:
     if source not in SOURCES:
         raise typer.BadParameter(f"--source must be one of {', '.join(SOURCES)}")
@@ -80,14 +117,14 @@ def ingest(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("ingesting", total=len(files) + len(retries))
-        for path in files:
-            try:
-                rows.append((path.name, service.ingest(source, path.read_bytes(), identity, lenient)))
-            except Exception as error:  # noqa: BLE001 - the database failed, not the message: stop, say so
-                console.print(f"[red]{path.name}: not processed ({error}); the raw message is kept as received, "
-                              "run again later[/red]")
-                raise typer.Exit(2) from None
-            progress.advance(task)
+        try:
+            for name, result in _ingest_files(service, files, source, identity, lenient, jobs, database):
+                rows.append((name, result))
+                progress.advance(task)
+        except _NotProcessed as failure:
+            console.print(f"[red]{failure.name}: not processed ({failure.error}); the raw message is kept as "
+                          "received, run again later[/red]")
+            raise typer.Exit(2) from None
         for record_id in retries:
             try:
                 rows.append((f"retry {record_id[:8]}", service.retry(record_id, identity, lenient)))

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, insert, select, update
 
 from gateway.ingest.schema import ingest_message
 
@@ -56,6 +56,17 @@ def _record(row: Any) -> IngestRecord:
     return IngestRecord(**values)
 
 
+def _accepted_where(column: Any) -> Any:
+    return (select(ingest_message.c.id, ingest_message.c.received_at)
+            .where(and_(ingest_message.c.source == bindparam("source"), column == bindparam(column.name),
+                        ingest_message.c.status == ACCEPTED, ingest_message.c.id != bindparam("exclude")))
+            .order_by(ingest_message.c.received_at).limit(1))
+
+
+_SAME_BYTES = _accepted_where(ingest_message.c.sha256)
+_SAME_MESSAGE_ID = _accepted_where(ingest_message.c.message_id)
+
+
 class IngestRecords:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -89,17 +100,20 @@ class IngestRecords:
             return connection.execute(
                 select(ingest_message.c.raw).where(ingest_message.c.id == record_id)).scalar_one_or_none()
 
-    def accepted_original(self, source: str, sha256: str, message_id: str | None, exclude: str) -> str | None:
-        """The id of an earlier accepted record with the same bytes or the same message id."""
-        same = ingest_message.c.sha256 == sha256
-        if message_id:
-            same = or_(same, ingest_message.c.message_id == message_id)
-        query = (select(ingest_message.c.id)
-                 .where(and_(ingest_message.c.source == source, ingest_message.c.status == ACCEPTED,
-                             ingest_message.c.id != exclude, same))
-                 .order_by(ingest_message.c.received_at).limit(1))
+    def accepted_original(self, source: str, sha256: str | None, message_id: str | None, exclude: str) -> str | None:
+        """The id of the earliest accepted record with the same bytes or the same message id (either may be None:
+        not looked for). Two lookups, each on its own index (one query with `sha256 = ? OR message_id = ?` scanned
+        every accepted record)."""
+        found: list[Any] = []
+        if not sha256 and not message_id:
+            return None
         with self.engine.connect() as connection:
-            return connection.execute(query).scalar_one_or_none()
+            if sha256:
+                found += connection.execute(_SAME_BYTES, {"source": source, "sha256": sha256, "exclude": exclude})
+            if message_id:
+                found += connection.execute(_SAME_MESSAGE_ID, {"source": source, "message_id": message_id,
+                                                               "exclude": exclude})
+        return min(found, key=lambda row: (row.received_at, row.id)).id if found else None
 
     def ids_with_status(self, status: str) -> list[str]:
         with self.engine.connect() as connection:

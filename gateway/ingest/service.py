@@ -7,26 +7,32 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.auth.scopes import access_for
+from gateway.consent.describe import security_labels
 from gateway.fhir.context import RequestScope, Services
 from gateway.fhir.errors import FhirError, Issue, operation_outcome
 from gateway.fhir.urls import interaction_for
 from gateway.ingest.adapters import ADAPTERS, SOURCES, Adapter
 from gateway.ingest.bundle import dangling_references, resolve_references, transaction_bundle
 from gateway.ingest.identity import conflicting_demographics, decide_patient, stable_id
+from gateway.ingest.locks import message_lock
 from gateway.ingest.provenance import ingestion_provenance
 from gateway.ingest.records import ACCEPTED, DUPLICATE, REJECTED, IngestRecord, IngestRecords
 from gateway.ingest.validation import OutputValidation, Validated, prevalidated_write_checks, validate_output
 from gateway.store.availability import unavailable_reason
-from gateway.store.locks import exclusive
+from gateway.store.repository import as_current
 
 log = logging.getLogger("gateway.ingest")
 
 DEFAULT_MAX_MESSAGE = 20 * 1024 * 1024
 BSN_CONFLICT = "bsn-demographics-conflict"
+# always through the transaction: the ingestion's own Provenance, and the types the consent policy guards on write
+_ALWAYS_WRITTEN = frozenset({"Provenance", "Consent", "AuditEvent"})
 
 
 class UnknownSource(ValueError):
@@ -83,7 +89,7 @@ class IngestService:
         )
         self.records.add_received(record, raw)  # kept before anything can go wrong
         # the same bytes arriving at several instances at once: one at a time, so the others see it as duplicate
-        with exclusive(self.services.store.engine, f"ingest|{source}|{record.sha256}"):
+        with message_lock(self.services.store.engine, f"ingest|{source}|{record.sha256}"):
             return self._process(record, raw, identity, lenient)
 
     def retry(self, record_id: str, identity: Any, lenient: bool = False) -> IngestResult:
@@ -97,8 +103,16 @@ class IngestService:
 
     def _process(self, record: IngestRecord, raw: bytes, identity: Any, lenient: bool) -> IngestResult:
         record.attempts += 1
+        with ExitStack() as held:  # locks taken on the way, held until the record says how it ended
+            result = self._attempt(record, raw, identity, lenient, held)
+            record.processed_at = self.clock()
+            self.records.finish(record)
+        return result
+
+    def _attempt(self, record: IngestRecord, raw: bytes, identity: Any, lenient: bool, held: ExitStack
+                 ) -> IngestResult:
         try:
-            result = self._translate_and_write(record, raw, identity, lenient)
+            result = self._translate_and_write(record, raw, identity, lenient, held)
         except _Rejected as rejected:
             record.status = REJECTED
             record.outcome = operation_outcome(rejected.issues)
@@ -117,11 +131,10 @@ class IngestService:
             record.status = REJECTED
             record.outcome = operation_outcome([issue])
             result = IngestResult(record, issues=[issue])
-        record.processed_at = self.clock()
-        self.records.finish(record)
         return result
 
-    def _translate_and_write(self, record: IngestRecord, raw: bytes, identity: Any, lenient: bool) -> IngestResult:
+    def _translate_and_write(self, record: IngestRecord, raw: bytes, identity: Any, lenient: bool,
+                             held: ExitStack) -> IngestResult:
         if record.size > self.max_message:
             raise _Rejected([Issue("error", "too-costly",
                                    f"the message is {record.size} bytes; the limit is {self.max_message}")])
@@ -141,19 +154,32 @@ class IngestService:
         record.sender = _identifier_text(translation.sender_organization)
         record.sender_name = translation.sender_name
         record.unmapped = [u.as_dict() for u in translation.unmapped]
-        original = self.records.accepted_original(record.source, record.sha256, record.message_id, record.id)
-        if original:
-            return self._duplicate(record, original, f"the same message id {record.message_id}")
+        if record.message_id:  # the same message id in other bytes at once (a resend re-encoded): one at a time
+            held.enter_context(message_lock(self.services.store.engine,
+                                            f"ingest|{record.source}|id|{record.message_id}", space=1))
+            # the same bytes were looked for above, under the lock that keeps them out until this record is done
+            original = self.records.accepted_original(record.source, None, record.message_id, record.id)
+            if original:
+                return self._duplicate(record, original, f"the same message id {record.message_id}")
         issues = [Issue(i.severity, i.code, i.diagnostics, [i.xpath] if i.xpath else []) for i in translation.issues]
         resources, urls = self._assign_ids(record, translation, issues, strict=not lenient)
         for resource in resources:
             resolve_references(resource, urls)
+        unchanged = self._unchanged(resources, identity)
+        if unchanged:
+            issues.append(Issue("information", "informational", f"{len(unchanged)} resource(s) of the message are "
+                                "stored with exactly this content already: not written again (no new version; the "
+                                "record lists their current version)"))
+        # in one global order (type, id), so that concurrent ingestions (processes, instances on PostgreSQL) that
+        # update the same resources lock their rows in the same order and cannot deadlock
+        written = sorted((r for r in resources if _key(r) not in unchanged), key=_key)
         provenance = ingestion_provenance(
             [f"{r['resourceType']}/{r['id']}" for r in resources], record.received_at,
             _sender_reference(translation, urls), translation.sender_name, record.message_id,
             f"{self.services.settings.base_url.removesuffix('/fhir')}/ingest/{record.id}")
         provenance["id"] = stable_id(f"Provenance|ingest|{record.id}")
         resources.append(provenance)
+        written.append(provenance)
         issues += dangling_references(resources)
         validated: Validated = {}
         issues += validate_output(resources, self._validation(), validated)
@@ -166,9 +192,9 @@ class IngestService:
         if errors:  # lenient: accepted, the errors stay visible as warnings
             for issue in errors:
                 issue.severity = "warning"
-        response = self._write(resources, identity, validated, lenient)
+        response = self._write(written, identity, validated, lenient)
         record.status = ACCEPTED
-        record.resources = _locations(response)
+        record.resources = _locations(response, resources, unchanged)
         record.outcome = operation_outcome(issues) if issues else None
         return IngestResult(record, response, issues)
 
@@ -199,6 +225,27 @@ class IngestService:
                                   **{k: v for k, v in resource.items() if k not in {"resourceType", "id"}}})
         return resources, urls
 
+    def _unchanged(self, resources: list[dict[str, Any]], identity: Any) -> dict[tuple[str, str], int]:
+        """The resources whose stored current version has exactly this content already (a message resent, or the
+        patient, professionals and history that every message about a patient repeats). Writing them again would
+        only add an identical version, so, like a no-op update, they are not written: no new version, not in the
+        transaction (nor its response and audit event). They are still validated with the rest of the message, the
+        Provenance still names them (the message is a source of that content), and the record lists their current
+        version (returned here: (type, id) -> version). Only
+        where leaving them out changes no decision of the pipeline: the caller may update the type without a query
+        restriction, no security label is involved, and the consent policy does not guard the type on write."""
+        scopes = getattr(identity, "scopes", None) or ()
+        candidates = [_key(r) for r in resources
+                      if r["resourceType"] not in _ALWAYS_WRITTEN and not security_labels(r)
+                      and access_for(scopes, r["resourceType"], "u").unrestricted]
+        if not candidates:
+            return {}
+        with self.services.store.read(snapshot=False) as connection:
+            current = self.services.store.get_current(connection, candidates)
+        by_key = {_key(r): r for r in resources}
+        # the same bytes as the candidate: no security label can differ
+        return {key: stored.version for key, stored in current.items() if as_current(stored, by_key[key]) is not None}
+
     def _stored(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         # identity matching reads the store directly: it decides where data goes, it discloses nothing
         with self.services.store.read(snapshot=False) as connection:
@@ -222,6 +269,10 @@ class IngestService:
         return IngestResult(record, issues=[issue])
 
 
+def _key(resource: dict[str, Any]) -> tuple[str, str]:
+    return resource["resourceType"], resource["id"]
+
+
 def _identifier_text(identifier: dict[str, Any] | None) -> str | None:
     return f"{identifier.get('system')}|{identifier.get('value')}" if identifier else None
 
@@ -236,6 +287,16 @@ def _sender_reference(translation: Any, urls: dict[str, str]) -> dict[str, Any] 
     return sender
 
 
-def _locations(response: dict[str, Any]) -> list[str]:
-    return [e["response"]["location"] for e in response.get("entry", [])
-            if isinstance(e.get("response"), dict) and e["response"].get("location")]
+def _locations(response: dict[str, Any], resources: list[dict[str, Any]] | None = None,
+               unchanged: dict[tuple[str, str], int] | None = None) -> list[str]:
+    """Where each resource of the message is, in message order (the transaction writes them in another order):
+    the locations the transaction answered, and for a resource left out as unchanged its current version."""
+    written = [e["response"]["location"] for e in response.get("entry", [])
+               if isinstance(e.get("response"), dict) and e["response"].get("location")]
+    if resources is None:
+        return written
+    unchanged = unchanged or {}
+    by_resource = {location.split("/_history/")[0]: location for location in written}
+    ordered = [by_resource.pop(f"{t}/{i}", None) or f"{t}/{i}/_history/{unchanged[(t, i)]}"
+               for t, i in map(_key, resources) if f"{t}/{i}" in by_resource or (t, i) in unchanged]
+    return ordered + list(by_resource.values())

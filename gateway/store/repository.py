@@ -68,6 +68,8 @@ def new_id() -> str:
 
 
 _GET_CURRENT = select(resource).where(and_(resource.c.type == bindparam("type"), resource.c.id == bindparam("id")))
+_GET_CURRENT_MANY = select(resource).where(and_(resource.c.type.in_(bindparam("types", expanding=True)),
+                                                resource.c.id.in_(bindparam("ids", expanding=True))))
 _LOCK_CURRENT = _GET_CURRENT.with_for_update()  # PostgreSQL; SQLite writers are serialised by the database lock
 
 # Writes use statements built once: building and cache-keying a fresh SQLAlchemy statement per row costs more
@@ -134,6 +136,20 @@ class ResourceStore:
         if row is None:
             return None
         return StoredResource(row.res_key, row.type, row.id, row.version, row.last_updated, row.deleted, row.body)
+
+    def get_current(self, connection: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
+        """Current versions of (type, id) pairs, in one statement (chunks of 500 ids); absent ones are left out."""
+        wanted = set(keys)
+        found: dict[tuple[str, str], StoredResource] = {}
+        ids = sorted({resource_id for _, resource_id in wanted})
+        types = sorted({resource_type for resource_type, _ in wanted})
+        for start in range(0, len(ids), 500):
+            for row in connection.execute(_GET_CURRENT_MANY, {"types": types, "ids": ids[start : start + 500]}):
+                if (row.type, row.id) in wanted:
+                    found[(row.type, row.id)] = StoredResource(
+                        row.res_key, row.type, row.id, row.version, row.last_updated, row.deleted, row.body
+                    )
+        return found
 
     def get_many(self, connection: Connection, res_keys: list[int]) -> list[StoredResource]:
         """Current versions for res_keys, in the order given."""
@@ -294,6 +310,18 @@ def _same_content(current: StoredResource, body: dict[str, Any]) -> bool:
         return False
     restamped = {**body, "meta": _stamped_meta(body["meta"], current.version, current.last_updated)}
     return fhirjson.dumps(restamped) == bytes(current.body)
+
+
+def as_current(current: StoredResource, body: dict[str, Any]) -> dict[str, Any] | None:
+    """`body` (as given to `save`, unstamped) as it would be stored with `current`'s version and time, when that is
+    exactly the current content (the same bytes: a no-op update); None when saving it would change anything."""
+    if current.deleted or current.body is None:
+        return None
+    meta = body.get("meta")
+    meta = _stamped_meta(meta if isinstance(meta, dict) else {}, current.version, current.last_updated)
+    rest = {key: value for key, value in body.items() if key not in {"resourceType", "id", "meta"}}
+    stamped = {"resourceType": body["resourceType"], "id": current.id, "meta": meta, **rest}
+    return stamped if fhirjson.dumps(stamped) == bytes(current.body) else None
 
 
 def _history_entry(row: Any) -> HistoryEntry:

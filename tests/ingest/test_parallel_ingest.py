@@ -1,0 +1,133 @@
+"""Ingestion on several cores (`zcc-gateway ingest --jobs N`): the same store content as one process, the same
+message twice still one record, concurrent messages about one patient still one Patient; and the unchanged
+resources of a resent message are not written again."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select
+from typer.testing import CliRunner
+
+from conformance.packages import default_package_paths
+from gateway.ingest.actor import cli_identity
+from gateway.ingest.cli import ingest_app
+from gateway.ingest.identity import stable_id
+from gateway.ingest.locks import SLOTS, lock_file, message_lock
+from gateway.ingest.schema import ingest_message
+from gateway.ingest.service import IngestService
+from gateway.store.locks import lock_key
+from gateway.store.schema import resource
+from tests.ingest.messages import VALID_BSN, episode_message
+
+PATIENT = f"Patient/{stable_id(f'Patient|http://fhir.nl/fhir/NamingSystem/bsn|{VALID_BSN}')}"
+
+
+def _folder(tmp_path: Path) -> Path:
+    """Eight messages about one patient (other episodes), the same bytes twice, and one message id resent in
+    other bytes: 8 accepted, 2 duplicates, whatever the order."""
+    folder = tmp_path / "messages"
+    folder.mkdir()
+    for index in range(8):
+        (folder / f"m{index}.xml").write_bytes(episode_message(f"par-{index}", episode_id=f"par-ep-{index}"))
+    (folder / "m0-again.xml").write_bytes(episode_message("par-0", episode_id="par-ep-0"))
+    # the same message id in other bytes (re-encoded): which of the two is accepted depends on the order, so the
+    # content is the same
+    (folder / "m1-resent.xml").write_bytes(episode_message("par-1", episode_id="par-ep-1") + b"\n<!-- resent -->")
+    return folder
+
+
+def _store_content(database: str) -> tuple[dict[str, bytes], list[str], int]:
+    """(Type/id -> body without meta for every clinical resource, sorted record statuses, Provenance count)."""
+    engine = create_engine(database)
+    with engine.connect() as connection:
+        rows = connection.execute(select(resource.c.type, resource.c.id, resource.c.body)).all()
+        statuses = sorted(connection.execute(select(ingest_message.c.status)).scalars())
+    engine.dispose()
+    content = {}
+    for row in rows:
+        if row.type in {"Provenance", "AuditEvent"}:
+            continue
+        body = json.loads(row.body)
+        body.pop("meta", None)
+        content[f"{row.type}/{row.id}"] = json.dumps(body, sort_keys=True).encode()
+    return content, statuses, sum(1 for row in rows if row.type == "Provenance")
+
+
+def test_jobs_2_gives_the_same_store_content_as_jobs_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZCC_PACKAGE_PATH", ":".join(str(p) for p in default_package_paths()))  # workers too
+    folder = _folder(tmp_path)
+    results = {}
+    for jobs in (1, 2):
+        database = f"sqlite:///{tmp_path / f'jobs{jobs}.db'}"
+        outcome = CliRunner().invoke(ingest_app, ["--database", database, "--jobs", str(jobs), str(folder)])
+        assert outcome.exit_code == 0, outcome.output
+        assert "accepted: 8  rejected: 0  duplicate: 2" in outcome.output
+        results[jobs] = _store_content(database)
+    one, two = results[1], results[2]
+    assert one[1] == two[1] == ["accepted"] * 8 + ["duplicate"] * 2
+    assert one[0] == two[0]  # the same resources with the same content
+    assert sum(1 for key in two[0] if key.startswith("Patient/")) == 1 and PATIENT in two[0]
+    assert sum(1 for key in two[0] if key.startswith("EpisodeOfCare/")) == 8
+    assert one[2] == two[2] == 8  # one Provenance per accepted message
+
+
+def test_a_resent_message_writes_only_what_changed(service: IngestService) -> None:
+    first = service.ingest("hap", episode_message("same-content-1", episode_id="same-ep"), cli_identity())
+    assert first.record.status == "accepted"
+    again = service.ingest("hap", episode_message("same-content-2", episode_id="same-ep"), cli_identity())
+    assert again.record.status == "accepted"
+    # nothing new but the Provenance: the record names the current versions, the Provenance targets them all
+    assert again.record.resources[:-1] == first.record.resources[:-1]
+    assert again.record.resources[-1].startswith("Provenance/")
+    assert [e["response"]["location"].split("/")[0] for e in again.response["entry"]] == ["Provenance"]
+    assert any("not written again" in i["diagnostics"] for i in again.record.outcome["issue"])
+    with service.services.store.read(False) as connection:
+        provenance_id = again.record.resources[-1].split("/")[1]
+        provenance = service.services.store.get(connection, "Provenance", provenance_id).resource()
+    assert {t["reference"] for t in provenance["target"]} == {x.rsplit("/", 2)[0] for x in first.record.resources
+                                                              if not x.startswith("Provenance/")}
+    changed = service.ingest("hap", episode_message("same-content-3", episode_id="same-ep", title="COPD GOLD III"),
+                             cli_identity())
+    episode = next(x for x in changed.record.resources if x.startswith("EpisodeOfCare/"))
+    before = next(x for x in first.record.resources if x.startswith("EpisodeOfCare/"))
+    assert episode.rsplit("/", 1)[1] == str(int(before.rsplit("/", 1)[1]) + 1)  # changed: a new version
+    assert next(x for x in changed.record.resources if x.startswith("Patient/")) == next(
+        x for x in first.record.resources if x.startswith("Patient/"))  # unchanged: the same version
+
+
+def _try_slot(path: str, slot: int, answer: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    import fcntl
+    import os
+
+    descriptor = os.open(path, os.O_RDWR)
+    try:
+        fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
+        answer.put("free")
+    except OSError:
+        answer.put("held")
+    finally:
+        os.close(descriptor)
+
+
+def test_the_message_lock_holds_across_processes_on_sqlite(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'lock.db'}")
+    path = lock_file(engine)
+    assert path == tmp_path / "lock.db-ingest-lock"
+    context = multiprocessing.get_context("spawn")
+    slot = lock_key("ingest|hap|abc") % SLOTS
+
+    def probe() -> str:
+        answer = context.Queue()
+        child = context.Process(target=_try_slot, args=(str(path), slot, answer))
+        child.start()
+        child.join(60)
+        return str(answer.get(timeout=5))
+
+    with message_lock(engine, "ingest|hap|abc"):
+        assert probe() == "held"
+    assert probe() == "free"
+    assert lock_file(create_engine("sqlite://")) is None  # in memory: the in-process lock alone
