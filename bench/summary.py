@@ -25,7 +25,6 @@ import argparse
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from starlette.testclient import TestClient  # noqa: E402
 
+from bench.rest import free_port, wait_up  # noqa: E402
 from gateway.app import build_services, create_app  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from tests.auth.fixtures import GatewayTokenAuth  # noqa: E402
@@ -187,7 +187,7 @@ end
 def measure_server(url: str, args: argparse.Namespace, pg_data: Path | None) -> None:
     from tests.auth.fixtures import obtain_token
 
-    port = _free_port()
+    port = free_port()
     origin = f"http://127.0.0.1:{port}"
     services = build_services(Settings(database_url=url, base_url=f"{origin}/fhir", validation="off"))
     patients = [seed(services.store) for _ in range(args.patients)]
@@ -199,7 +199,7 @@ def measure_server(url: str, args: argparse.Namespace, pg_data: Path | None) -> 
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_up(f"{origin}/fhir/metadata", gateway)
+        wait_up(f"{origin}/fhir/metadata", gateway)
         token = obtain_token(origin, url, role="triagist-hap")["access_token"]
         paths = [f"/fhir/Patient/{patient}/$summary" for patient in patients]
         script = Path(tempfile.mkdtemp()) / "summary.lua"
@@ -235,27 +235,6 @@ def _wrk(origin: str, script: Path, header: str, connections: int, duration: int
     ).stdout
     line = next(line for line in out.splitlines() if line.startswith("RESULT"))
     return tuple(float(value) for value in line.split()[1:])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_up(url: str, process: subprocess.Popen) -> None:  # type: ignore[type-arg]
-    import httpx
-
-    for _ in range(300):
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None:
-            raise RuntimeError("the gateway exited")
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def _children_cpu() -> float:

@@ -226,11 +226,9 @@ class ResourceStore:
             raise VersionConflict(0 if current is None else current.version)
         version = 1 if current is None else current.version + 1
         last_updated = now_instant()
-        meta = body.get("meta")
-        meta = _stamped_meta(meta if isinstance(meta, dict) else {}, version, last_updated)
-        rest = {key: value for key, value in body.items() if key not in {"resourceType", "id", "meta"}}
+        stamped = _stamped(body, resource_id, version, last_updated)
         body.clear()
-        body.update({"resourceType": resource_type, "id": resource_id, "meta": meta, **rest})
+        body.update(stamped)
         data = fhirjson.dumps(body)
         values = {"version": version, "last_updated": last_updated, "deleted": False, "body": data}
         if current is None:
@@ -300,27 +298,30 @@ def _stamped_meta(meta: dict[str, Any], version: int, last_updated: str) -> dict
     return ordered
 
 
+def _stamped(body: dict[str, Any], resource_id: str, version: int, last_updated: str) -> dict[str, Any]:
+    """`body` as stored: resourceType, id and the server-stamped meta first, then the rest in the given order."""
+    meta = body.get("meta")
+    meta = _stamped_meta(meta if isinstance(meta, dict) else {}, version, last_updated)
+    rest = {key: value for key, value in body.items() if key not in {"resourceType", "id", "meta"}}
+    return {"resourceType": body["resourceType"], "id": resource_id, "meta": meta, **rest}
+
+
 def _same_content(current: StoredResource, body: dict[str, Any]) -> bool:
     """Whether `body` (stamped) is the current version again, apart from meta.versionId and meta.lastUpdated:
     its search index rows are then the ones already stored (no index expression reads those two), so an
     unchanged update - the common case when a source resends a message - skips the re-index. Serialising
     with the current version's stamp and comparing bytes costs far less than extracting the rows; any other
     difference (even key order) re-indexes."""
-    if current.deleted or current.body is None:
-        return False
-    restamped = {**body, "meta": _stamped_meta(body["meta"], current.version, current.last_updated)}
-    return fhirjson.dumps(restamped) == bytes(current.body)
+    return as_current(current, body) is not None
 
 
 def as_current(current: StoredResource, body: dict[str, Any]) -> dict[str, Any] | None:
-    """`body` (as given to `save`, unstamped) as it would be stored with `current`'s version and time, when that is
-    exactly the current content (the same bytes: a no-op update); None when saving it would change anything."""
+    """`body` (as given to `save`, stamped or not) as it would be stored with `current`'s version and time, when
+    that is exactly the current content (the same bytes: a no-op update); None when saving it would change
+    anything."""
     if current.deleted or current.body is None:
         return None
-    meta = body.get("meta")
-    meta = _stamped_meta(meta if isinstance(meta, dict) else {}, current.version, current.last_updated)
-    rest = {key: value for key, value in body.items() if key not in {"resourceType", "id", "meta"}}
-    stamped = {"resourceType": body["resourceType"], "id": current.id, "meta": meta, **rest}
+    stamped = _stamped(body, current.id, current.version, current.last_updated)
     return stamped if fhirjson.dumps(stamped) == bytes(current.body) else None
 
 
