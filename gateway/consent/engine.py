@@ -83,6 +83,8 @@ class ConsentEngine:
         if base is None:
             base = request_context(identity, headers, kind, self.policy.parameters)
             state[STATE_CONTEXT] = base
+        if base.interaction == kind:  # the common case: one interaction per request (replace() costs ~15 µs)
+            return base
         return replace(base, interaction=kind, is_write=kind in {"create", "update", "delete", "patch"})
 
     def decision_id(self, state: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,16 @@ class Rule:
     reason_nl: str
     reason_en: str
     legal_basis: str = ""
+
+    @cached_property
+    def conditions(self) -> tuple[tuple[str, bool], ...]:
+        """`when` as (condition, value) pairs, in order (the PDP walks these for every decision)."""
+        return tuple(self.when.items())
+
+    @cached_property
+    def alternatives(self) -> tuple[tuple[str, bool], ...]:
+        """`when_any` as (condition, value) pairs, in order."""
+        return tuple(self.when_any.items())
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from gateway.consent.conditions import RequestTarget
 from gateway.consent.describe import security_labels
 from gateway.consent.engine import (
@@ -46,6 +48,7 @@ from gateway.fhir.pipeline import Handler
 SEARCH_KINDS = frozenset({kinds.SEARCH_TYPE, kinds.SEARCH_SYSTEM})
 WRITE_KINDS = frozenset({kinds.CREATE, kinds.UPDATE, kinds.DELETE})
 SYSTEM_KINDS = frozenset({kinds.SEARCH_SYSTEM, kinds.HISTORY_SYSTEM})
+READ_KINDS = frozenset({kinds.READ, kinds.VREAD})
 
 
 class ConsentStage:
@@ -134,7 +137,7 @@ class ConsentStage:
         now: datetime,
     ) -> Result:
         result.headers[DECISION_HEADER] = record.decision_id
-        body = result.body_resource()
+        body = _body_to_judge(it, result)
         if body is None:
             return result
         judge = self._judge(scope, ctx, body, now, record)
@@ -187,7 +190,9 @@ class ConsentStage:
             patients.update(shape[1])  # type: ignore[arg-type]
         facts = {}
         if patients:
-            with scope.reading() as connection:
+            # without a snapshot transaction (no BEGIN/COMMIT): the facts query is one statement, and the facts are
+            # read apart from the data they judge anyway (see gateway.consent.facts)
+            with scope.reading(snapshot=False) as connection:
                 facts = self.engine.facts(scope.state, connection, patients)
 
         # the id never matters to a decision: once per shape (or not at all when the handler decided it already)
@@ -243,6 +248,21 @@ class ConsentStage:
             if hint:
                 issues.append(Issue("information", "informational", hint))
         return FhirError(403, "forbidden", issues[0].diagnostics, issues=issues, headers=headers)
+
+
+def _body_to_judge(it: Interaction, result: Result) -> dict[str, Any] | None:
+    """The response body as a dict. A read is served from its stored bytes and only judged here (never changed or
+    rendered from this dict), and a decision reads no decimal: parse it with orjson (~5x faster than the
+    decimal-exact parse of `Result.body_resource`; that parse for anything orjson refuses)."""
+    stored = result.stored
+    if it.kind in READ_KINDS and result.resource is None and stored is not None and stored.body is not None:
+        try:
+            parsed = orjson.loads(stored.body)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return parsed
+    return result.body_resource()
 
 
 def _not_found(it: Interaction, record: InteractionRecord) -> FhirError:

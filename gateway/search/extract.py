@@ -7,6 +7,9 @@ The returned rows lack `res_key`; the store adds it. Rows are de-duplicated per 
 `Reference.identifier` is indexed as a token row with param `<code>:identifier`, so that
 `subject:identifier=system|value` is an ordinary token match. `Identifier.type` + value is indexed as a token
 row with param `<code>:of-type` (system = type system, code = `type-code|value`) for `:of-type`.
+
+Reference rows also carry `source_type`, the indexed resource's own type: the consent facts query seeks a
+patient's contacts, referrals and Consents by it (see the idx_reference index in gateway/store/schema.py).
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ def extract_index_rows(resource: dict[str, Any], registry: SearchParameterRegist
         for kind, row in _CONVERTERS[param.type](param, _unwrap_extensions(nodes)):
             if kind == "token" and row["code"] is None and row["text"] is None and row["system"] is None:
                 continue  # e.g. a ContactPoint with only `use`: nothing to search on
+            if kind == "reference":
+                row["source_type"] = resource_type  # lets the consent facts query seek by referencing type
             key = (kind, tuple(row.values()))
             if key not in seen:
                 seen.add(key)

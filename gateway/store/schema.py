@@ -92,8 +92,18 @@ idx_reference = _index_table(
     Column("target_type", String(64), nullable=True),
     Column("target_id", String(64), nullable=True),
     Column("url", Text, nullable=True),  # absolute / canonical reference, with version stripped
+    Column("source_type", String(64), nullable=False),  # the referencing resource's type (= resource.type)
 )
-Index("ix_idx_reference_param_target", idx_reference.c.param, idx_reference.c.target_id, idx_reference.c.target_type)
+# `source_type` last: searches seek on (param, target_id[, target_type]) as before; the consent facts query
+# (gateway/consent/facts.py) seeks on all four and so visits only the contacts, referrals and Consents of a
+# patient, not every Observation or Provenance that references it.
+Index(
+    "ix_idx_reference_param_target",
+    idx_reference.c.param,
+    idx_reference.c.target_id,
+    idx_reference.c.target_type,
+    idx_reference.c.source_type,
+)
 
 idx_date = _index_table(
     "idx_date",

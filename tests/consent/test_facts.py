@@ -97,3 +97,41 @@ def test_foreign_patient_references_get_no_facts(services: Any, policy: Any) -> 
     with services.store.read() as connection:
         facts = fetch_facts(source, connection, ["http://elsewhere/fhir/Patient/p1"])
     assert facts["http://elsewhere/fhir/Patient/p1"].contacts == ()
+
+
+def test_other_references_to_the_patient_are_not_visited(services: Any, policy: Any) -> None:
+    """The facts query seeks the reference index by the referencing type: Observations and Provenances about the
+    patient (2 index rows each) do not change the facts, and the query does the same work with or without them
+    (counted in SQLite virtual-machine steps); it runs without a snapshot transaction, as the consent stage
+    reads it."""
+    source = FactsSource(policy.parameters, BASE)
+
+    def facts_and_steps() -> tuple[Any, int]:
+        steps = 0
+
+        def count() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        with services.store.read(snapshot=False) as connection:
+            raw = connection.connection.dbapi_connection
+            raw.set_progress_handler(count, 1)
+            try:
+                facts = fetch_facts(source, connection, ["p1"])
+            finally:
+                raw.set_progress_handler(None, 1)
+        return facts["p1"], steps
+
+    before, steps_before = facts_and_steps()
+    with services.store.write() as connection:
+        for n in range(300):
+            services.store.save(connection, {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                                             "subject": {"reference": "Patient/p1"}}, f"obs{n}")
+            services.store.save(connection, {"resourceType": "Provenance", "recorded": "2025-06-01T10:00:00Z",
+                                             "target": [{"reference": "Patient/p1"}],
+                                             "agent": [{"who": {"display": "ingest"}}]}, f"prov{n}")
+    after, steps_after = facts_and_steps()
+    assert after == before and sorted(c.reference for c in after.contacts) == ["Encounter/e1", "Task/t1"]
+    assert steps_after == steps_before
+

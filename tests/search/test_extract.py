@@ -17,7 +17,7 @@ MAIDEN_NAME_URL = "http://hl7.org/fhir/StructureDefinition/patient-extensions-Pa
 
 def rows_for(registry: SearchParameterRegistry, resource: dict, kind: str, param: str) -> list[dict]:
     return [
-        {k: v for k, v in row.items() if k != "param"}
+        {k: v for k, v in row.items() if k not in {"param", "source_type"}}
         for row in extract_index_rows(resource, registry)[kind]
         if row["param"] == param
     ]
@@ -120,6 +120,9 @@ def test_references_relative_absolute_canonical_and_identifier(registry: SearchP
     assert rows_for(registry, questionnaire_response, "reference", "questionnaire") == [
         {"target_type": None, "target_id": None, "url": "http://example.org/Questionnaire/q"}
     ]
+    # every reference row names the referencing type (the consent facts query seeks contacts and Consents by it)
+    assert {row["source_type"] for row in extract_index_rows(observation, registry)["reference"]} == {"Observation"}
+    assert "source_type" not in extract_index_rows(observation, registry)["token"][0]
     assert parse_reference("Patient/x") == ("Patient", "x")
     assert parse_reference("urn:uuid:1234") is None
     assert parse_reference("Patient") is None
