@@ -11,6 +11,15 @@ the HTTP app (in-process ASGI, insecure-dev auth so no token round trips):
     .venv/bin/python bench/capacity.py [--regions 11] [--providers 10] [--categories 12] [--slots 8] [--pg]
     .venv/bin/python bench/capacity.py --providers 300 --slots 26 --backend pg   # the issue's 1M Slots
 
+Load once, measure many times: `--cluster DIR` keeps the PostgreSQL cluster (created and loaded by the first run,
+restarted and measured by later ones, stopped at the end unless --keep-running); `--database URL` measures a
+running database. `--server` measures throughput with concurrency instead: `zcc-gateway serve --workers 2` on the
+loaded database under wrk, the issue's search round-robin over the 12 categories, a real access token (or
+--auth insecure-dev), CPU per search of gateway, PostgreSQL and wrk (`--profile FILE`: one worker under cProfile):
+
+    .venv/bin/python bench/capacity.py --providers 300 --slots 26 --backend pg --cluster /var/tmp/zcc-capacity-1m
+    .venv/bin/python bench/capacity.py --cluster /var/tmp/zcc-capacity-1m --server [--connections 8] [--same-start]
+
 Loading: on PostgreSQL the rows the store would write (resource, resource_version and the search index rows
 from the store's own indexer) are COPYed for the few resources per unit and generated server-side for the
 Slots (one body template and index-row template per unit and status, expanded with generate_series), with the
@@ -24,7 +33,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +46,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ["ZCC_INSECURE_DEV"] = "1"  # the benchmark measures capacity, not token verification
+_INSECURE_DEV = os.environ.get("ZCC_INSECURE_DEV")  # as the caller set it (server mode passes it on)
+os.environ["ZCC_INSECURE_DEV"] = "1"  # the in-process benchmark measures capacity, not token verification
 
 from starlette.testclient import TestClient  # noqa: E402
 
@@ -390,6 +403,208 @@ def notification_latency(client: TestClient, count: int) -> tuple[float, float]:
     return statistics.median(latencies) * 1000, latencies[min(count - 1, int(count * 0.95))] * 1000
 
 
+def slot_search_paths(services, codes: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """The issue's search, one URL per loaded category (`codes`):
+    `Slot?status=free&service-type=...&start=ge...&_count=50`, with `start=ge` one hour before the loaded Slots'
+    start (read from the data, so that a database loaded earlier and kept still matches: the Slots start when the
+    loader ran)."""
+    from sqlalchemy import select
+
+    from gateway.store.schema import resource
+
+    with services.store.read() as connection:
+        body = connection.execute(select(resource.c.body).where(resource.c.type == "Slot").order_by(
+            resource.c.res_key).limit(1)).scalar_one()
+    loaded = model.parse_instant(fhirjson.loads_trusted(body)["start"])
+    start = model.instant(min(loaded, datetime.now(UTC)) - timedelta(hours=1))
+    return [f"/fhir/Slot?status=free&service-type={CATEGORY_SYSTEM}|{code}&start=ge{start.replace('+', '%2B')}"
+            "&_count=50" for code in codes]
+
+
+# -- server mode: `zcc-gateway serve --workers N` under wrk ----------------------------------------------------
+
+WRK_SCRIPT = """
+local paths = {%s}
+local latest = %d
+local spread = %d
+local n = 0
+request = function()
+  n = n + 1
+  local path = paths[(n %% #paths) + 1]
+  if spread > 0 then  -- start=ge a different second per request (as clients send `now`): no two URLs alike
+    path = path:gsub("start=ge[^&]*", "start=ge" .. os.date("!%%Y-%%m-%%dT%%H:%%M:%%SZ", latest - (n %% spread)))
+  end
+  return wrk.format("GET", path)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%f %%f %%f %%f %%d %%d %%d\\n", summary.requests, summary.duration / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write,
+    summary.errors.timeout))
+end
+"""
+TOKEN_SCOPE = "system/Slot.rs system/Schedule.rs system/HealthcareService.rs system/Location.rs"
+
+
+def measure_server(url: str, args: argparse.Namespace, paths: list[str]) -> None:
+    """`zcc-gateway serve --workers N` in its own processes on the loaded database, loaded by wrk over
+    --connections keep-alive connections for --duration seconds, round-robin over the 12 categories' searches.
+    Auth: a real access token (client credentials, role triagist-hap, a care organisation's URA; tokens are
+    verified per request, the verification cached per token) or --auth insecure-dev. Audit and consent on.
+    CPU per request: the gateway processes, the PostgreSQL server processes (this host), wrk."""
+    import shutil
+
+    from bench.rest import free_port, wait_up
+    from bench.summary import _children_cpu, _tree_cpu
+
+    if not shutil.which("wrk"):
+        sys.exit("--server needs wrk: scripts/ensure-bench-tools.sh")
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "ZCC_DATABASE_URL": url, "ZCC_BASE_URL": f"{origin}/fhir", "ZCC_AUTH_KEY_DIR":
+           tempfile.mkdtemp()}
+    env.pop("ZCC_INSECURE_DEV", None)
+    if args.auth == "insecure-dev":
+        env["ZCC_INSECURE_DEV"] = "1"
+    command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--workers", str(args.workers)]
+    if args.profile:  # one worker in this script, under cProfile, profiling from the end of the warm-up
+        command = [sys.executable, str(Path(__file__).resolve()), "--serve-profiled", str(port), args.profile]
+    gateway = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_up(f"{origin}/fhir/metadata", gateway)
+        header = []
+        if args.auth == "token":
+            from tests.auth.fixtures import obtain_token
+
+            token = obtain_token(origin, url, scope=TOKEN_SCOPE, role="triagist-hap")["access_token"]
+            header = ["-H", f"Authorization: Bearer {token}"]
+        import httpx
+
+        for path in paths:  # every category finds free Slots (and the token is accepted)
+            response = httpx.get(origin + path, headers=dict([header[1].split(": ", 1)]) if header else {})
+            assert response.status_code == 200 and response.json().get("entry"), (path, response.text[:300])
+        script = Path(tempfile.mkdtemp()) / "capacity.lua"
+        latest = re.search(r"start=ge([^&]+)", paths[0])
+        epoch = int(datetime.fromisoformat(latest.group(1).replace("Z", "+00:00")).timestamp()) if latest else 0
+        spread = 0 if args.same_start else 3600
+        script.write_text(WRK_SCRIPT % (",".join(f'"{path}"' for path in paths), epoch, spread))
+        postmaster = _postmaster(url)
+        for connections in args.connections:
+            _wrk(origin, script, header, connections, 3)  # warm-up: every worker, connection and plan
+            if args.profile:
+                gateway.send_signal(signal.SIGUSR1)
+            load = os.getloadavg()[0]
+            gateway_cpu, database_cpu, client_cpu = _tree_cpu(gateway.pid), _pg_cpu(postmaster), _children_cpu()
+            requests, seconds, p50, p95, p99, non_2xx, socket_errors, timeouts = _wrk(
+                origin, script, header, connections, args.duration)
+            gateway_cpu = _tree_cpu(gateway.pid) - gateway_cpu
+            database_cpu = _pg_cpu(postmaster) - database_cpu if postmaster else None
+            client_cpu = _children_cpu() - client_cpu
+            per = 1000 / max(requests, 1)
+            total = gateway_cpu + (database_cpu or 0.0)
+            database = f"{database_cpu * per:.1f} ms" if database_cpu is not None else "not measured"
+            print(f"| server: {args.workers} workers, {connections} connections, auth {args.auth}, "
+                  f"{len(paths)} categories round-robin, {seconds:.0f} s (load {load:.1f}->{os.getloadavg()[0]:.1f}, "
+                  f"{os.cpu_count()} cores, {'same start' if args.same_start else 'start=ge varies per request'}"
+                  f") | **{requests / seconds:.1f} searches/s**, p50 {p50:.1f} ms, "
+                  f"p95 {p95:.1f} ms, p99 {p99:.1f} ms; {int(requests)} requests, non-2xx {int(non_2xx)}, "
+                  f"socket errors {int(socket_errors)}, timeouts {int(timeouts)}; CPU/request: gateway "
+                  f"{gateway_cpu * per:.2f} ms, database {database}, wrk {client_cpu * per:.2f} ms; "
+                  f"searches/s per core (gateway + database CPU) {requests / max(total, 1e-9):.0f} |", flush=True)
+    finally:
+        gateway.send_signal(signal.SIGINT) if args.profile else gateway.terminate()
+        gateway.wait(timeout=60)
+    if args.profile:
+        import pstats
+
+        print(f"profile (one worker, CPU per thread, request threads merged): {args.profile}", file=sys.stderr)
+        pstats.Stats(args.profile).sort_stats("cumulative").print_stats(40)
+
+
+def serve_profiled(port: int, out: str) -> None:
+    """One gateway worker (`app_from_environment`, as `serve` runs it) under cProfile with a per-thread CPU clock:
+    the event loop thread and every request thread (audited GETs run in the thread pool) are profiled from
+    SIGUSR1 on; on SIGINT the merged stats are written to `out`."""
+    import cProfile
+    import pstats
+    import threading
+
+    import uvicorn
+
+    if _INSECURE_DEV is None:  # the environment `measure_server` chose: real tokens unless --auth insecure-dev
+        os.environ.pop("ZCC_INSECURE_DEV", None)
+    import gateway.fhir.routes as routes
+    from gateway.app import app_from_environment
+
+    app = app_from_environment()
+    active = threading.Event()
+    profilers: list[cProfile.Profile] = []
+    local = threading.local()
+    original = routes.run_in_threadpool
+
+    def in_thread(function, *arguments, **keywords):  # type: ignore[no-untyped-def]
+        if not active.is_set():
+            return function(*arguments, **keywords)
+        profiler = getattr(local, "profiler", None)
+        if profiler is None:
+            profiler = local.profiler = cProfile.Profile(time.thread_time)
+            profilers.append(profiler)
+        profiler.enable()
+        try:
+            return function(*arguments, **keywords)
+        finally:
+            profiler.disable()
+
+    async def profiled(function, *arguments, **keywords):  # type: ignore[no-untyped-def]
+        return await original(in_thread, function, *arguments, **keywords)
+
+    routes.run_in_threadpool = profiled
+    loop_profiler = cProfile.Profile(time.thread_time)
+
+    def start(*_: object) -> None:
+        active.set()
+        loop_profiler.enable()
+
+    signal.signal(signal.SIGUSR1, start)
+    try:
+        uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")).run()
+    finally:
+        loop_profiler.disable()
+        stats = pstats.Stats(loop_profiler)
+        for profiler in profilers:
+            stats.add(profiler)
+        stats.dump_stats(out)
+
+
+def _wrk(origin: str, script: Path, header: list[str], connections: int, duration: int) -> tuple[float, ...]:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", *header, "-s",
+                          str(script), origin], capture_output=True, text=True, check=True).stdout
+    line = next(line for line in out.splitlines() if line.startswith("RESULT"))
+    return tuple(float(value) for value in line.split()[1:])
+
+
+def _postmaster(url: str) -> int | None:
+    """The PostgreSQL server's process id when it runs on this host (its CPU is then measurable), else None."""
+    from sqlalchemy import create_engine, text
+
+    if not url.startswith("postgresql"):
+        return None  # SQLite: in the gateway's own processes
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            data_dir = connection.execute(text("SHOW data_directory")).scalar_one()
+    finally:
+        engine.dispose()
+    pid_file = Path(data_dir) / "postmaster.pid"
+    return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+
+
+def _pg_cpu(postmaster: int | None) -> float:
+    from bench.summary import _tree_cpu
+
+    return _tree_cpu(postmaster) if postmaster else 0.0
+
+
 def run(name: str, url: str, args: argparse.Namespace) -> None:
     services = build_services(Settings(database_url=url, base_url="http://testserver/fhir"))
     app = create_app(services=services)
@@ -407,11 +622,14 @@ def run(name: str, url: str, args: argparse.Namespace) -> None:
                   file=sys.stderr, flush=True)
         print(f"| {name}: bulk load, {slot_count:,} Slots ({written:,} resources) | {written / seconds:,.0f} "
               f"resources/s ({seconds:.0f} s) |")
-    start = model.instant(datetime.now(UTC) - timedelta(hours=1))
     code = sorted(terms.categories)[0]
+    if args.server:
+        services.capacity.hub.stop()
+        services.store.engine.dispose()
+        measure_server(url, args, slot_search_paths(services, sorted(terms.categories)[:args.categories]))
+        return
     searches = {
-        f"Slot?status=free&service-type={code}&start=ge...": f"/fhir/Slot?status=free&service-type={CATEGORY_SYSTEM}|"
-        f"{code}&start=ge{start.replace('+', '%2B')}&_count=50",
+        f"Slot?status=free&service-type={code}&start=ge...": slot_search_paths(services, [code])[0],
         "$find-capacity category+region+near": f"/fhir/Slot/$find-capacity?category={code}&region=oost"
         "&near=51.84|5.86|50|km",
     }
@@ -419,7 +637,7 @@ def run(name: str, url: str, args: argparse.Namespace) -> None:
         for label, url_path in searches.items():
             count = args.search_requests if label.startswith("Slot?") else args.requests
             if not count:
-                print(f"| {name}: {label} | not measured (--search-requests 0) |")
+                print(f"| {name}: {label} | not measured (0 requests) |")
                 continue
             client.get(url_path)  # warm-up (first-request imports and caches), not measured
             p50, p95, rate, app_cpu, db_cpu = timed(client, url_path, count, database_cpu(services.store.engine))
@@ -434,7 +652,55 @@ def run(name: str, url: str, args: argparse.Namespace) -> None:
     services.capacity.hub.stop()
 
 
+def persistent_cluster(directory: Path):  # type: ignore[no-untyped-def]
+    """A PostgreSQL cluster in `directory` that outlives the run (load 1M Slots once, measure many times):
+    created and initialised on first use, restarted (on a free port) afterwards. Returns the running server
+    (`.stop_keep()` stops it and keeps the files), the URL of its `capacity` database, and whether that
+    database was loaded by an earlier run."""
+    import shutil
+
+    from tests.pg import TemporaryPostgres, _free_port, _run_as, find_pg_bin
+
+    class Kept(TemporaryPostgres):
+        def stop_keep(self) -> None:
+            subprocess.run(self._command(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast",
+                                         "-w", "stop"), check=False, capture_output=True, cwd=self.directory)
+
+        def restart(self) -> None:
+            options = (f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
+                       "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+            subprocess.run(self._command(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-o", options,
+                                         "-l", str(self.directory / "server.log"), "-w", "-t", "60", "start"),
+                           check=True, capture_output=True, cwd=self.directory)
+
+    directory.mkdir(parents=True, exist_ok=True)
+    server = Kept(directory=directory.resolve(), bin_dir=find_pg_bin(), user=_run_as(), port=_free_port())
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{server.port}/capacity"
+    if (directory / "data" / "PG_VERSION").exists():
+        if (directory / "data" / "postmaster.pid").exists():
+            sys.exit(f"{directory} is running (or was not stopped cleanly): "
+                     f"pg_ctl -D {directory / 'data'} stop, then retry")
+        server.restart()
+        loaded = (directory / "loaded").exists()
+        if not loaded:
+            sys.exit(f"{directory} holds no completed load: remove it and run again")
+        return server, url, True
+    if server.user:
+        shutil.chown(directory, server.user)
+    server.start()  # initdb + start
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(server.url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text('CREATE DATABASE "capacity"'))
+    engine.dispose()
+    return server, url, False
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--serve-profiled"]:
+        serve_profiled(int(sys.argv[2]), sys.argv[3])
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--regions", type=int, default=11)
     parser.add_argument("--providers", type=int, default=10, help="providers per region")
@@ -447,15 +713,46 @@ def main() -> None:
     parser.add_argument("--database", help="measure an already loaded database (URL) instead of loading one")
     parser.add_argument("--search-requests", type=int, default=None, help="requests for the Slot search "
                         "(default: --requests)")
+    parser.add_argument("--cluster", help="a PostgreSQL cluster directory kept between runs: the first run creates "
+                        "and loads it, later runs restart it and measure (stopped again at the end)")
+    parser.add_argument("--server", action="store_true", help="measure `zcc-gateway serve --workers N` under wrk "
+                        "load (searches/s with concurrency) on the loaded database instead of in-process latency")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", default="8", help="wrk connections; comma-separated for several runs")
+    parser.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
+    parser.add_argument("--profile", metavar="FILE", help="server mode: one worker under cProfile (CPU clock), "
+                        "stats written to FILE and the top printed")
+    parser.add_argument("--same-start", action="store_true", help="server mode: every request of a category "
+                        "sends the same start=ge (default: a different second per request, up to an hour back, as "
+                        "clients asking from `now` do; the matches are the same)")
+    parser.add_argument("--auth", choices=["token", "insecure-dev"], default="token",
+                        help="server mode: a real access token (default) or ZCC_INSECURE_DEV")
+    parser.add_argument("--keep-running", action="store_true", help="with --cluster: leave the server running")
     parser.add_argument("--backend", choices=["sqlite", "pg", "both"], default=None,
                         help="which database(s); default sqlite, or both with --pg")
     args = parser.parse_args()
     backend = args.backend or ("both" if args.pg else "sqlite")
+    args.connections = [int(c) for c in str(args.connections).split(",")]
     args.search_requests = args.requests if args.search_requests is None else args.search_requests
     print(json.dumps({k: v for k, v in vars(args).items()}))
     print("| measurement | result |\n|---|---|")
     if args.database:
         run("PostgreSQL" if "postgres" in args.database else "SQLite", args.database, args)
+        return
+    if args.cluster:  # PostgreSQL only
+        server, url, loaded = persistent_cluster(Path(args.cluster))
+        try:
+            if not loaded:
+                run("PostgreSQL", url, args)
+                (Path(args.cluster) / "loaded").write_text(json.dumps(vars(args)))
+            else:
+                args.database = url
+                run("PostgreSQL", url, args)
+        finally:
+            if not args.keep_running:
+                server.stop_keep()
+            else:
+                print(f"cluster left running: {url}", file=sys.stderr)
         return
     if backend in {"sqlite", "both"}:
         run("SQLite", f"sqlite:///{tempfile.mkdtemp()}/capacity.db", args)

@@ -71,14 +71,18 @@ def search(scope: RequestScope, it: Interaction) -> Result:
         if query.total == "accurate" or query.summary == "count":
             total = search_sql.count_matches(connection, query)
         if query.summary == "count":
-            keys, next_state = [], None
+            matches, next_state = [], None
         else:
-            keys, next_state = _page(connection, query, cursor, count)
+            matches, next_state = _page(scope, connection, query, cursor, count)
             if total is None and query.total != "none" and not cursor and next_state is None:
-                total = len(keys)  # everything fits on the first page: the total is known for free
+                total = len(matches)  # everything fits on the first page: the total is known for free
+        keys = [stored.res_key for stored in matches]
         included = search_sql.include_keys(connection, query, keys) if keys else []
-        matches = services.store.get_many(connection, keys)
-        includes = services.store.get_many(connection, [k for k in included if k not in set(keys)])
+        if included:
+            matched = set(keys)
+            includes = services.store.get_many(connection, [k for k in included if k not in matched])
+        else:
+            includes = []
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if total is not None:
         bundle["total"] = total
@@ -93,18 +97,21 @@ def search(scope: RequestScope, it: Interaction) -> Result:
     return Result(200, resource=bundle)
 
 
-def _page(connection: Connection, query: Any, cursor: dict[str, Any], count: int) -> tuple[list[int], dict | None]:
+def _page(
+    scope: RequestScope, connection: Connection, query: Any, cursor: dict[str, Any], count: int
+) -> tuple[list[StoredResource], dict | None]:
     """Fetch one page (+1 to know whether there is a next one)."""
     if query.sort:
         offset = int(cursor.get("offset", 0))
         keys = search_sql.match_keys(connection, query, limit=count + 1, offset=offset, max_key=cursor.get("max_key"))
         max_key = cursor.get("max_key") or search_sql.max_key(connection)
         state = {"offset": offset + count, "max_key": max_key, "prev": offset} if len(keys) > count else None
-        return keys[:count], state
+        return scope.services.store.get_many(connection, keys[:count]), state
     after = cursor.get("after")
-    keys = search_sql.match_keys(connection, query, limit=count + 1, after_key=after)
-    state = {"after": keys[count - 1]} if len(keys) > count and count > 0 else None
-    return keys[:count], state
+    # keyset page: the matches and their stored bodies in one statement
+    rows = search_sql.match_rows(connection, query, limit=count + 1, after_key=after)
+    state = {"after": rows[count - 1][0]} if len(rows) > count and count > 0 else None
+    return [StoredResource(*row) for row in rows[:count]], state
 
 
 def _links(

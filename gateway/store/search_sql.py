@@ -14,13 +14,17 @@ which holds for both forms.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Integer,
     Select,
     and_,
+    bindparam,
     exists,
     false,
     func,
@@ -139,6 +143,80 @@ def match_keys(
     """res_keys of one page of matches, in result order."""
     statement = page_statement(query, limit=limit, after_key=after_key, offset=offset, max_key=max_key)
     return [row[0] for row in connection.execute(statement)]
+
+
+# the stored columns of a match, in `StoredResource`'s field order
+STORED_COLUMNS = (resource.c.res_key, resource.c.type, resource.c.id, resource.c.version, resource.c.last_updated,
+                  resource.c.deleted, resource.c.body)
+
+
+def match_rows(connection: Connection, query: SearchQuery, limit: int | None = None,
+               after_key: int | None = None) -> list[tuple]:
+    """One keyset page of matches (no `_sort`) with their stored columns (`STORED_COLUMNS`), in result order: the
+    page and its resources in one statement instead of the keys and then a lookup of every key (measured on
+    1M Slots: the lookup of 50 keys cost 1.3 ms of CPU in the gateway per search, and a second round trip)."""
+    assert not query.sort, "sorted pages use match_keys (offset paging inside a snapshot)"
+    statement = _ROW_STATEMENTS.get(query, limit, after_key is not None)
+    values = {"after_key": after_key} if after_key is not None else {}
+    return [tuple(row) for row in connection.execute(statement, values)]
+
+
+class _StatementCache:
+    """Built keyset-page statements by query (type, `_type`s and filters, values included), page size and whether
+    a cursor is given; the cursor's key is a bound parameter. Building a statement costs more than running it
+    (1M Slots, `status` + `service-type` + `start`: ~1.5 ms of CPU to construct and cache-key the SQLAlchemy
+    statement, ~0.7 ms to execute it and read 51 rows), and the same search repeats (a screen, the next page).
+    Only statements are kept, never results: a statement is a pure function of the query, so reusing it is
+    exact. Queries with an `ap` date prefix are not kept (their range depends on the current time)."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, Select] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, query: SearchQuery, limit: int | None, paged: bool) -> Select:
+        key = (query.resource_type, tuple(query.types), tuple(query.filters), limit, paged)
+        cacheable = not _depends_on_now(query.filters) and _hashable(key)
+        if cacheable:
+            with self._lock:
+                statement = self._items.get(key)
+                if statement is not None:
+                    self._items.move_to_end(key)
+                    return statement
+        statement = match_statement(query)
+        if paged:
+            statement = statement.where(resource.c.res_key > bindparam("after_key", type_=Integer))
+        statement = statement.order_by(resource.c.res_key)
+        if limit is not None:
+            statement = statement.limit(limit)
+        statement = statement.with_only_columns(*STORED_COLUMNS)
+        if cacheable:
+            with self._lock:
+                self._items[key] = statement
+                if len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return statement
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def _hashable(key: tuple) -> bool:
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True
+
+
+def _depends_on_now(filters: list[Filter] | tuple[Filter, ...]) -> bool:
+    """`ap` on a date widens the range by its distance from now: such a statement must be built per request."""
+    return any(value.prefix == "ap" for item in filters for value in item.values) or any(
+        _depends_on_now([inner]) for item in filters for _, inner in item.chain)
+
+
+_ROW_STATEMENTS = _StatementCache()
 
 
 def count_statement(query: SearchQuery) -> Select:
@@ -488,6 +566,7 @@ __all__ = [
     "include_keys",
     "include_statement",
     "match_keys",
+    "match_rows",
     "match_statement",
     "max_key",
     "page_statement",

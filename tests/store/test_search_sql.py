@@ -482,3 +482,50 @@ def test_update_of_index_changes_results(engine, registry) -> None:
             connection.execute(
                 update(schema.resource).where(schema.resource.c.res_key == key).values(deleted=False)
             )
+
+
+# -- keyset pages with their stored rows (the search handler's path) -----
+
+ROW_QUERIES = [
+    ("Patient", [("family", "jansen")]),
+    ("Patient", [("family", "jansens")]),  # same shape, another value: another statement
+    ("Patient", [("birthdate", "ap2020-06-15")]),  # `ap` depends on the current time: never kept
+    ("Patient", [("gender", "female,male"), ("birthdate", "ge2020")]),
+    ("Observation", [("subject:Patient.name", "jansen")]),
+    ("Observation", [("value-quantity", "gt99|http://unitsofmeasure.org|mg")]),
+    ("Observation", []),
+    (None, [("_type", "Patient,Observation"), ("_lastUpdated", "ge2025-03-02")]),
+]
+
+
+@pytest.mark.parametrize("resource_type, params", ROW_QUERIES)
+def test_match_rows_are_the_keyset_pages_with_their_stored_rows(engine, registry, resource_type, params) -> None:
+    """`match_rows` (one statement: page and bodies, the statement kept per query) gives exactly what `match_keys`
+    plus a lookup of each key gives, page after page, on a first and on a repeated run."""
+    query = query_for(registry, resource_type, params)
+    with engine.connect() as connection:
+        stored = {row[0]: tuple(row) for row in connection.execute(select(*search_sql.STORED_COLUMNS))}
+        for _ in range(2):  # the second run reuses the kept statements
+            for limit in (3, None):
+                expected, walked, after = [], [], None
+                while True:
+                    keys = search_sql.match_keys(connection, query, limit=limit, after_key=after)
+                    rows = search_sql.match_rows(connection, query, limit=limit, after_key=after)
+                    assert rows == [stored[key] for key in keys]
+                    expected += keys
+                    walked += rows
+                    if not keys or limit is None:
+                        break
+                    after = keys[-1]
+                assert [row[0] for row in walked] == expected == sorted(search_sql.match_keys(connection, query))
+
+
+def test_kept_statements_are_per_query_and_never_for_ap(registry) -> None:
+    cache = search_sql._StatementCache(size=2)
+    jansen = query_for(registry, "Patient", [("family", "jansen")])
+    assert cache.get(jansen, 11, False) is cache.get(query_for(registry, "Patient", [("family", "jansen")]), 11, False)
+    assert cache.get(jansen, 11, False) is not cache.get(jansen, 11, True)  # with a cursor: another statement
+    assert cache.get(jansen, 11, False) is not cache.get(query_for(registry, "Patient", [("family", "x")]), 11, False)
+    near = query_for(registry, "Patient", [("birthdate", "ap2020-06-15")])
+    assert cache.get(near, 11, False) is not cache.get(near, 11, False)
+    assert len(cache._items) == 2  # bounded
