@@ -257,7 +257,7 @@ def main() -> None:
     messages = reference_messages()
     per_second, mb_per_second, average_kb = translation(messages, args.seconds)
     print(f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus, "
-          f"python {platform.python_version()}\n")
+          f"python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}\n")
     print("| measurement | result |\n|---|---|")
     print(f"| translation only, 1 core ({len(messages)} reference messages, avg {average_kb:.1f} KB) | "
           f"{per_second:.0f} messages/s, {mb_per_second:.2f} MB/s |")
@@ -279,12 +279,13 @@ def main() -> None:
             server_part = f" + PostgreSQL server {server_cpu:.1f} ms" if name == "PostgreSQL" else ""
             print(f"| end to end, {name}, {args.count} messages, {how} | {rate:.1f} messages/s "
                   f"({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}); "
-                  f"CPU {cpu:.1f} ms/message{server_part} |", flush=True)
+                  f"CPU {cpu:.1f} ms/message{server_part}; load average {os.getloadavg()[0]:.2f} |", flush=True)
         if args.adapters:
             adapters(args, server)
     finally:
         if server is not None:
             server.stop()
+        print(f"\nload average after: {os.getloadavg()[0]:.2f} (1 min), {os.getloadavg()[1]:.2f} (5 min)")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ commit) or whose lease expired (the claimant died while delivering). A notificat
 twice — after a crash between the receiver's answer and the `delivered` mark — but is never lost: each carries
 the changed versions (`entry.fullUrl` + `meta.versionId`), so a receiver can drop a repeat.
 
-Settings (environment): `ZCC_OUTBOX_LEASE` (seconds, default 60: longer than the worst case of one delivery,
-3 attempts × 5 s + back-off; renewed while a claimed batch is worked off), `ZCC_OUTBOX_POLL` (default 1 s),
+Settings (environment): `ZCC_OUTBOX_LEASE` (seconds, default 60; renewed every third of it while the claimant
+works a batch off, so it lapses only when the claimant died), `ZCC_OUTBOX_POLL` (default 1 s),
 `ZCC_OUTBOX_RETENTION` (seconds a delivered row is kept for inspection, default 3600; given-up rows 7 days)."""
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -210,20 +211,39 @@ class OutboxWorker:
         groups: dict[tuple[str, str], list[ClaimedRow]] = {}
         for row in claimed:
             groups.setdefault((row.subscription_id, row.batch), []).append(row)
-        lease_until = time.monotonic() + self.lease
         remaining = [row.id for row in claimed]
-        for (subscription_id, _), rows in groups.items():
-            if self._stop.is_set():
-                self._release(remaining)
-                return False
-            if lease_until - time.monotonic() < self.lease / 2:  # keep the claim while working through it
-                self._renew(remaining)
-                lease_until = time.monotonic() + self.lease
-            state, error = self.deliver(subscription_id, rows)
-            self._finish([row.id for row in rows], state, error)
-            done = {row.id for row in rows}
-            remaining = [row_id for row_id in remaining if row_id not in done]
+        with self._lease_kept(remaining):
+            for (subscription_id, _), rows in groups.items():
+                if self._stop.is_set():
+                    self._release(remaining)
+                    return False
+                state, error = self.deliver(subscription_id, rows)
+                self._finish([row.id for row in rows], state, error)
+                done = {row.id for row in rows}
+                remaining = [row_id for row_id in remaining if row_id not in done]
         return True
+
+    @contextmanager
+    def _lease_kept(self, ids: list[int]) -> Iterator[None]:
+        """Renew the claim every third of the lease while this process works it off, however long one delivery
+        takes (a slow receiver: 3 attempts x 5 s + back-off): only the rows of a claimant that died are taken
+        over, never those of one that is still delivering (which would POST the same notification twice)."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.lease / 3):
+                try:
+                    self._renew(ids)
+                except Exception as error:  # noqa: BLE001 - a failed renewal only risks a repeat delivery
+                    log.warning("capacity outbox lease not renewed: %s", unavailable_reason(error) or error)
+
+        renewer = threading.Thread(target=renew, name="capacity-outbox-lease", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
+            renewer.join(timeout=5)
 
     def claim(self) -> list[ClaimedRow]:
         table = capacity_outbox

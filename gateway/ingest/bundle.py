@@ -8,17 +8,27 @@ from typing import Any
 from gateway.fhir.errors import Issue
 
 
-def resolve_references(node: Any, urls: dict[str, str]) -> None:
-    """Replace placeholder `urn:uuid:` references by `Type/id` in place."""
+def resolve_references(node: Any, urls: dict[str, str]) -> bool:
+    """Replace placeholder `urn:uuid:` references by `Type/id` in place. True when a `urn:uuid:` reference is
+    left that `urls` does not resolve (then `dangling_references` says where: locating every node costs ~3 ms
+    per message, so it is done only when there is something to report)."""
+    dangling = False
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == "reference" and isinstance(value, str) and value in urls:
-                node[key] = urls[value]
-            else:
-                resolve_references(value, urls)
+            if isinstance(value, str):
+                if key == "reference":
+                    target = urls.get(value)
+                    if target is not None:
+                        node[key] = target  # an existing key: the dict does not change size
+                    elif value.startswith("urn:uuid:"):
+                        dangling = True
+            elif isinstance(value, dict | list):
+                dangling = resolve_references(value, urls) or dangling
     elif isinstance(node, list):
         for item in node:
-            resolve_references(item, urls)
+            if isinstance(item, dict | list):
+                dangling = resolve_references(item, urls) or dangling
+    return dangling
 
 
 def dangling_references(resources: list[dict[str, Any]]) -> list[Issue]:

@@ -1,6 +1,7 @@
 """One ingestion of a given message at a time, across threads and processes: the dedup check ("was this already
-accepted?"), the write and the record update are separate transactions, so two ingestions of the same bytes must
-not overlap or both would be accepted.
+accepted?"), the write and the record update are separate transactions, so two ingestions of the same bytes (or
+of the same message id) must not overlap or both would be accepted. An ingestion holds the lock of its bytes and
+the lock of its message id (`message_locks`) from the dedup check until its record is final.
 
 PostgreSQL: a session advisory lock (`gateway.store.locks.exclusive`), which also spans gateway instances.
 SQLite file database: a POSIX record lock on one byte of a lock file next to the database, chosen by the name's
@@ -14,7 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -51,3 +52,18 @@ def message_lock(engine: Engine, name: str, space: int = 0) -> Iterator[None]:
             yield
         finally:
             os.close(descriptor)
+
+
+@contextmanager
+def message_locks(engine: Engine, names: list[str]) -> Iterator[None]:
+    """Hold every one of `names`, in the order given: every caller gives the message's bytes first, then its
+    message id, so two ingestions never wait for each other in a circle. PostgreSQL: all in one round trip (and
+    released in one). SQLite file database: one byte per name, name `i` in space `i`."""
+    if lock_file(engine) is None:
+        with exclusive(engine, *names):
+            yield
+        return
+    with ExitStack() as held:
+        for space, name in enumerate(names):
+            held.enter_context(message_lock(engine, name, space))
+        yield

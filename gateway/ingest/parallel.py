@@ -3,7 +3,7 @@ database, each ingesting whole messages through the same `IngestService` as one 
 validate, one transaction, record). Translation and validation are CPU-bound and GIL-bound, so threads do not add a
 core; processes do. The database orders the writes: SQLite (WAL) runs one write transaction at a time, PostgreSQL
 several. What must stay exact under parallelism is decided in the service, not here: the same bytes or message id
-arriving twice (one accepted record, the other a duplicate: `gateway.ingest.locks.message_lock` holds the
+arriving twice (one accepted record, the other a duplicate: `gateway.ingest.locks.message_locks` hold the
 dedup-check-then-write window across processes) and the same patient in concurrent messages (one Patient: stable
 ids, written as update-as-create inside the write transaction)."""
 

@@ -20,12 +20,12 @@ from gateway.fhir.urls import interaction_for
 from gateway.ingest.adapters import ADAPTERS, SOURCES, Adapter
 from gateway.ingest.bundle import dangling_references, resolve_references, transaction_bundle
 from gateway.ingest.identity import conflicting_demographics, decide_patient, stable_id
-from gateway.ingest.locks import message_lock
+from gateway.ingest.locks import message_locks
 from gateway.ingest.provenance import ingestion_provenance
 from gateway.ingest.records import ACCEPTED, DUPLICATE, REJECTED, IngestRecord, IngestRecords
 from gateway.ingest.validation import OutputValidation, Validated, prevalidated_write_checks, validate_output
 from gateway.store.availability import unavailable_reason
-from gateway.store.repository import as_current
+from gateway.store.repository import StoredResource, as_current
 
 log = logging.getLogger("gateway.ingest")
 
@@ -88,9 +88,7 @@ class IngestService:
             received_at=self.clock(), status="received", submitted_by=getattr(identity, "client_id", None),
         )
         self.records.add_received(record, raw)  # kept before anything can go wrong
-        # the same bytes arriving at several instances at once: one at a time, so the others see it as duplicate
-        with message_lock(self.services.store.engine, f"ingest|{source}|{record.sha256}"):
-            return self._process(record, raw, identity, lenient)
+        return self._process(record, raw, identity, lenient)
 
     def retry(self, record_id: str, identity: Any, lenient: bool = False) -> IngestResult:
         record, raw = self.records.get(record_id), self.records.raw(record_id)
@@ -138,6 +136,7 @@ class IngestService:
         if record.size > self.max_message:
             raise _Rejected([Issue("error", "too-costly",
                                    f"the message is {record.size} bytes; the limit is {self.max_message}")])
+        # an accepted record stays accepted: finding one needs no lock (and saves translating a resend)
         original = self.records.accepted_original(record.source, record.sha256, None, record.id)
         if original:
             return self._duplicate(record, original, "the same bytes")
@@ -154,18 +153,23 @@ class IngestService:
         record.sender = _identifier_text(translation.sender_organization)
         record.sender_name = translation.sender_name
         record.unmapped = [u.as_dict() for u in translation.unmapped]
-        if record.message_id:  # the same message id in other bytes at once (a resend re-encoded): one at a time
-            held.enter_context(message_lock(self.services.store.engine,
-                                            f"ingest|{record.source}|id|{record.message_id}", space=1))
-            # the same bytes were looked for above, under the lock that keeps them out until this record is done
-            original = self.records.accepted_original(record.source, None, record.message_id, record.id)
-            if original:
-                return self._duplicate(record, original, f"the same message id {record.message_id}")
+        # the same bytes, or the same message id in other bytes (a resend re-encoded), arriving at several
+        # processes or instances at once: one at a time, held until the record says how it ended, so that the
+        # others find it accepted. Both locks in one go (bytes first: every ingestion takes them in this order),
+        # then both looked for again under them.
+        names = [f"ingest|{record.source}|{record.sha256}"]
+        if record.message_id:
+            names.append(f"ingest|{record.source}|id|{record.message_id}")
+        held.enter_context(message_locks(self.services.store.engine, names))
+        match = self.records.accepted_match(record.source, record.sha256, record.message_id, record.id)
+        if match:
+            original, same = match
+            return self._duplicate(record, original, "the same bytes" if same == "sha256" else
+                                   f"the same message id {record.message_id}")
         issues = [Issue(i.severity, i.code, i.diagnostics, [i.xpath] if i.xpath else []) for i in translation.issues]
-        resources, urls = self._assign_ids(record, translation, issues, strict=not lenient)
-        for resource in resources:
-            resolve_references(resource, urls)
-        unchanged = self._unchanged(resources, identity)
+        resources, urls, current = self._assign_ids(record, translation, issues, strict=not lenient)
+        dangling = [resolve_references(resource, urls) for resource in resources]
+        unchanged = self._unchanged(resources, identity, current)
         if unchanged:
             issues.append(Issue("information", "informational", f"{len(unchanged)} resource(s) of the message are "
                                 "stored with exactly this content already: not written again (no new version; the "
@@ -180,7 +184,8 @@ class IngestService:
         provenance["id"] = stable_id(f"Provenance|ingest|{record.id}")
         resources.append(provenance)
         written.append(provenance)
-        issues += dangling_references(resources)
+        if any(dangling):  # located only when there is something to report (the adapter's bug)
+            issues += dangling_references(resources)
         validated: Validated = {}
         issues += validate_output(resources, self._validation(), validated)
         if record.unmapped:
@@ -199,58 +204,63 @@ class IngestService:
         return IngestResult(record, response, issues)
 
     def _assign_ids(self, record: IngestRecord, translation: Any, issues: list[Issue], strict: bool
-                    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+                    ) -> tuple[list[dict[str, Any]], dict[str, str], dict[tuple[str, str], StoredResource]]:
+        """(the resources under their stable ids, placeholder -> `Type/id`, the stored current version of each
+        resource that has one). The current versions are read in one statement, for the patient check here and the
+        no-op check after (`_unchanged`); identity matching reads the store directly: it decides where data goes,
+        it discloses nothing."""
         urls: dict[str, str] = {}
-        resources: list[dict[str, Any]] = []
-        skip: set[str] = set()
+        assigned: list[tuple[Any, str, Any]] = []  # (mapped, id, patient decision)
         for mapped in translation.resources:
-            resource = mapped.resource
+            decision = None
             if mapped.key in translation.patient_keys:
-                decision = decide_patient(resource, f"{translation.interaction}.patient", strict)
+                decision = decide_patient(mapped.resource, f"{translation.interaction}.patient", strict)
                 issues.extend(decision.issues)
                 if decision.id is None:
                     raise _Rejected(issues)
                 resource_id = decision.id
-                conflict = conflicting_demographics(self._stored("Patient", resource_id), resource)
+            else:
+                resource_id = stable_id(mapped.key)
+            urls[mapped.full_url] = f"{mapped.resource_type}/{resource_id}"
+            assigned.append((mapped, resource_id, decision))
+        current = self._current([(mapped.resource["resourceType"], resource_id) for mapped, resource_id, _ in assigned])
+        resources: list[dict[str, Any]] = []
+        for mapped, resource_id, decision in assigned:
+            resource = mapped.resource
+            if decision is not None:
+                stored = current.get(("Patient", resource_id))
+                conflict = conflicting_demographics(
+                    stored.resource() if stored is not None and not stored.deleted else None, resource)
                 if conflict:
                     record.flags.append(BSN_CONFLICT)
                     issues.append(Issue("warning", "conflict", f"BSN {decision.bsn}: {conflict}; the stored "
                                         "patient is not changed, the record is flagged for review"))
-                    skip.add(mapped.key)
-            else:
-                resource_id = stable_id(mapped.key)
-            urls[mapped.full_url] = f"{mapped.resource_type}/{resource_id}"
-            if mapped.key not in skip:
-                resources.append({"resourceType": resource["resourceType"], "id": resource_id,
-                                  **{k: v for k, v in resource.items() if k not in {"resourceType", "id"}}})
-        return resources, urls
+                    continue
+            resources.append({"resourceType": resource["resourceType"], "id": resource_id,
+                              **{k: v for k, v in resource.items() if k not in {"resourceType", "id"}}})
+        return resources, urls, current
 
-    def _unchanged(self, resources: list[dict[str, Any]], identity: Any) -> dict[tuple[str, str], int]:
-        """The resources whose stored current version has exactly this content already (a message resent, or the
-        patient, professionals and history that every message about a patient repeats). Writing them again would
-        only add an identical version, so, like a no-op update, they are not written: no new version, not in the
-        transaction (nor its response and audit event). They are still validated with the rest of the message, the
-        Provenance still names them (the message is a source of that content), and the record lists their current
-        version (returned here: (type, id) -> version). Only
-        where leaving them out changes no decision of the pipeline: the caller may update the type without a query
-        restriction, no security label is involved, and the consent policy does not guard the type on write."""
+    def _current(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
+        with self.services.store.read(snapshot=False) as connection:
+            return self.services.store.get_current(connection, keys)
+
+    def _unchanged(self, resources: list[dict[str, Any]], identity: Any,
+                   current: dict[tuple[str, str], StoredResource]) -> dict[tuple[str, str], int]:
+        """The resources whose stored current version (in `current`) has exactly this content already (a message
+        resent, or the patient, professionals and history that every message about a patient repeats). Writing them
+        again would only add an identical version, so, like a no-op update, they are not written: no new version,
+        not in the transaction (nor its response and audit event). They are still validated with the rest of the
+        message, the Provenance still names them (the message is a source of that content), and the record lists
+        their current version (returned here: (type, id) -> version). Only where leaving them out changes no
+        decision of the pipeline: the caller may update the type without a query restriction, no security label is
+        involved, and the consent policy does not guard the type on write."""
         scopes = getattr(identity, "scopes", None) or ()
-        candidates = [_key(r) for r in resources
+        candidates = [r for r in resources
                       if r["resourceType"] not in _ALWAYS_WRITTEN and not security_labels(r)
                       and access_for(scopes, r["resourceType"], "u").unrestricted]
-        if not candidates:
-            return {}
-        with self.services.store.read(snapshot=False) as connection:
-            current = self.services.store.get_current(connection, candidates)
-        by_key = {_key(r): r for r in resources}
         # the same bytes as the candidate: no security label can differ
-        return {key: stored.version for key, stored in current.items() if as_current(stored, by_key[key]) is not None}
-
-    def _stored(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
-        # identity matching reads the store directly: it decides where data goes, it discloses nothing
-        with self.services.store.read(snapshot=False) as connection:
-            stored = self.services.store.get(connection, resource_type, resource_id)
-        return stored.resource() if stored is not None and not stored.deleted else None
+        return {key: stored.version for key, stored, r in ((_key(r), current.get(_key(r)), r) for r in candidates)
+                if stored is not None and as_current(stored, r) is not None}
 
     def _write(self, resources: list[dict[str, Any]], identity: Any, validated: Validated,
                lenient: bool = False) -> dict[str, Any]:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
@@ -59,5 +65,89 @@ def _configure_sqlite(engine: Engine, timeout: float = DEFAULT_TIMEOUT) -> None:
         options = connection.get_execution_options()
         if options.get("single_statement"):
             return  # autocommit reader: the statement is its own transaction
-        mode = "IMMEDIATE" if options.get("write") else "DEFERRED"
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if options.get("write"):
+            begin_immediate(connection.connection.dbapi_connection,
+                            lambda: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+        else:
+            connection.exec_driver_sql("BEGIN DEFERRED")
+
+
+_FIRST_WAIT, _LONGEST_WAIT = 0.0002, 0.002
+
+
+def begin_immediate(dbapi_connection: Any, last_try: Callable[[], Any]) -> None:
+    """BEGIN IMMEDIATE on a SQLite driver connection, waiting up to its busy timeout for the writer that holds
+    the database, in steps of at most 2 ms. SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms between
+    tries, so a writer waiting for one that held the lock ~10 ms slept ~18 ms: with two ingestion processes the
+    database sat idle a good part of the time. When the time is up (or on any other error) `last_try` begins
+    instead, still without a busy wait, and raises as SQLAlchemy does ("database is locked": 503)."""
+    busy_timeout = dbapi_connection.execute("PRAGMA busy_timeout").fetchone()[0]
+    deadline = time.monotonic() + busy_timeout / 1000
+    wait = _FIRST_WAIT
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if getattr(error, "sqlite_errorcode", sqlite3.SQLITE_BUSY) & 0xFF != sqlite3.SQLITE_BUSY:
+                    break  # not another writer (the extended codes of SQLITE_BUSY included)
+            if time.monotonic() + wait > deadline:
+                break
+            time.sleep(wait)
+            wait = min(2 * wait, _LONGEST_WAIT)
+        last_try()
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout)}")
+
+
+class SingleStatements:
+    """One autocommit connection per thread on `engine`, for statements that are each their own transaction (a
+    point read, a record insert or update, a session advisory lock). A pool checkout costs a pre-ping round trip,
+    and a transaction a BEGIN and a COMMIT: three round trips around one statement on PostgreSQL. SQLite: the
+    driver connection is autocommit already (`_configure_sqlite`) and no BEGIN is issued for it; writes go through
+    `write()`. A connection that a database error invalidated is replaced at the next use."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._local = threading.local()
+
+    def connection(self) -> Connection:
+        connection: Connection | None = getattr(self._local, "connection", None)
+        if connection is None or connection.closed or connection.invalidated:
+            autocommit = {} if self.engine.dialect.name == "sqlite" else {"isolation_level": "AUTOCOMMIT"}
+            connection = self.engine.connect().execution_options(single_statement=True, **autocommit)
+            self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def __call__(self) -> Iterator[Connection]:
+        connection = self.connection()
+        try:
+            yield connection
+        finally:
+            if connection.in_transaction() and not connection.invalidated:
+                try:
+                    connection.rollback()  # SQLAlchemy's bookkeeping only: the database saw no transaction
+                except Exception:  # noqa: BLE001 - a connection broken meanwhile: replaced at the next use
+                    connection.invalidate()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write statement (or a few), committed on exit. PostgreSQL: autocommit, as above. SQLite: in a BEGIN
+        IMMEDIATE transaction of its own, so that the wait for another writer is `begin_immediate`'s short steps
+        rather than the busy handler's (an autocommit write waits in the busy handler)."""
+        if self.engine.dialect.name != "sqlite":
+            with self() as connection:
+                yield connection
+            return
+        with self() as connection:
+            driver = connection.connection.dbapi_connection
+            begin_immediate(driver, lambda: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+            try:
+                yield connection
+            except BaseException:
+                driver.rollback()
+                raise
+            driver.commit()

@@ -13,12 +13,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Float, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.exc import DBAPIError
 
 from conformance import fhirjson
+from gateway.store.engine import SingleStatements
 from gateway.store.locks import advisory_write_lock
 from gateway.store.schema import INDEX_TABLES, resource, resource_version
 
@@ -75,6 +78,8 @@ _LOCK_CURRENT = _GET_CURRENT.with_for_update()  # PostgreSQL; SQLite writers are
 # Writes use statements built once: building and cache-keying a fresh SQLAlchemy statement per row costs more
 # than executing it (measured on ingestion: ~40 % of the store time).
 _INSERT_RESOURCE = insert(resource).returning(resource.c.res_key)
+_INSERT_RESOURCE_IF_ABSENT = (postgresql_insert(resource).on_conflict_do_nothing(index_elements=["type", "id"])
+                              .returning(resource.c.res_key))
 _UPDATE_RESOURCE = update(resource).where(resource.c.res_key == bindparam("key"))
 _INSERT_VERSION = insert(resource_version)
 _CLEAR_INDEX = [delete(table).where(table.c.res_key == bindparam("key")) for table in INDEX_TABLES.values()]
@@ -86,6 +91,7 @@ class ResourceStore:
         self.engine = engine
         self.indexer = indexer
         self._readers = threading.local()
+        self.single_statements = SingleStatements(engine)  # this thread's autocommit connection
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -105,12 +111,8 @@ class ResourceStore:
             yield connection
             return
         if not snapshot:  # one statement: an autocommit connection, no BEGIN/COMMIT round trips
-            single = self._reader("single_statement")
-            try:
+            with self.single_statements() as single:
                 yield single
-            finally:
-                if single.in_transaction():
-                    single.commit()  # ends SQLAlchemy's bookkeeping only; the database saw no transaction
             return
         try:
             with connection.begin():
@@ -124,9 +126,6 @@ class ResourceStore:
         connection: Connection | None = getattr(self._readers, kind, None)
         if connection is None or connection.closed or connection.invalidated:
             connection = self.engine.connect()
-            if kind == "single_statement":  # SQLite's driver connections are autocommit already (engine.py)
-                autocommit = {} if self.engine.dialect.name == "sqlite" else {"isolation_level": "AUTOCOMMIT"}
-                connection = connection.execution_options(single_statement=True, **autocommit)
             setattr(self._readers, kind, connection)
         return connection
 
@@ -221,31 +220,49 @@ class ResourceStore:
         """
         resource_type = body["resourceType"]
         resource_id = resource_id or new_id()
-        current = self._lock_current(connection, resource_type, resource_id)
-        if if_match is not None and (current is None or current.version != if_match or current.deleted):
-            raise VersionConflict(0 if current is None else current.version)
-        version = 1 if current is None else current.version + 1
-        last_updated = now_instant()
-        stamped = _stamped(body, resource_id, version, last_updated)
-        body.clear()
-        body.update(stamped)
-        data = fhirjson.dumps(body)
-        values = {"version": version, "last_updated": last_updated, "deleted": False, "body": data}
-        if current is None:
+        postgresql = connection.dialect.name == "postgresql"
+        current = self._lock_current(connection, resource_type, resource_id, wait_for_creator=not postgresql)
+        for _ in range(3):
+            if if_match is not None and (current is None or current.version != if_match or current.deleted):
+                raise VersionConflict(0 if current is None else current.version)
+            version = 1 if current is None else current.version + 1
+            last_updated = now_instant()
+            stamped = _stamped(body, resource_id, version, last_updated)
+            body.clear()
+            body.update(stamped)
+            data = fhirjson.dumps(body)
+            values = {"version": version, "last_updated": last_updated, "deleted": False, "body": data}
+            if current is not None:
+                res_key = current.res_key
+                break
             row = {"type": resource_type, "id": resource_id, **values}
-            res_key = connection.execute(_INSERT_RESOURCE, row).scalar_one()
+            if not postgresql:
+                res_key = connection.execute(_INSERT_RESOURCE, row).scalar_one()
+                break
+            # PostgreSQL: a concurrent creator of the same id makes this insert wait for its commit (unique key)
+            # and then do nothing; the row is then updated as usual. No advisory lock needed around the create.
+            inserted = connection.execute(_INSERT_RESOURCE_IF_ABSENT, row).scalar()
+            if inserted is not None:
+                res_key = inserted
+                break
+            current = self._lock_current(connection, resource_type, resource_id, wait_for_creator=False)
         else:
-            res_key = current.res_key
-            connection.execute(_UPDATE_RESOURCE, {"key": res_key, **values})
+            raise RuntimeError(f"{resource_type}/{resource_id} could neither be created nor found")
         reindex = current is None or not _same_content(current, body)
-        if reindex and current is not None:
-            self._clear_index(connection, res_key)
         method = "POST" if current is None else "PUT"
-        connection.execute(
-            _INSERT_VERSION, {"res_key": res_key, "type": resource_type, "id": resource_id, "method": method, **values}
-        )
-        if reindex:
-            self._write_index(connection, res_key, body)
+        version_row = {"res_key": res_key, "type": resource_type, "id": resource_id, "method": method, **values}
+        rows = self.indexer(body) if reindex else None
+        if postgresql:
+            _write_in_one(connection, version_row, update=current is not None, clear=reindex and current is not None,
+                          rows=rows)
+        else:
+            if current is not None:
+                connection.execute(_UPDATE_RESOURCE, {"key": res_key, **values})
+                if reindex:
+                    self._clear_index(connection, res_key)
+            connection.execute(_INSERT_VERSION, version_row)
+            if rows is not None:
+                self._write_index(connection, res_key, rows)
         created = current is None or current.deleted
         return StoredResource(res_key, resource_type, resource_id, version, last_updated, False, data), created
 
@@ -257,12 +274,14 @@ class ResourceStore:
         version = current.version + 1
         last_updated = now_instant()
         values = {"version": version, "last_updated": last_updated, "deleted": True, "body": None}
-        connection.execute(_UPDATE_RESOURCE, {"key": current.res_key, **values})
-        connection.execute(
-            _INSERT_VERSION,
-            {"res_key": current.res_key, "type": resource_type, "id": resource_id, "method": "DELETE", **values},
-        )
-        self._clear_index(connection, current.res_key)
+        version_row = {"res_key": current.res_key, "type": resource_type, "id": resource_id, "method": "DELETE",
+                       **values}
+        if connection.dialect.name == "postgresql":
+            _write_in_one(connection, version_row, update=True, clear=True, rows=None)
+        else:
+            connection.execute(_UPDATE_RESOURCE, {"key": current.res_key, **values})
+            connection.execute(_INSERT_VERSION, version_row)
+            self._clear_index(connection, current.res_key)
         return StoredResource(current.res_key, resource_type, resource_id, version, last_updated, True, None)
 
     def count(self, connection: Connection, resource_type: str | None = None) -> int:
@@ -272,10 +291,11 @@ class ResourceStore:
         return connection.execute(query).scalar_one()
 
     # -- internals ----------------------------------------------------------------------------------
-    def _lock_current(self, connection: Connection, resource_type: str, resource_id: str) -> StoredResource | None:
+    def _lock_current(self, connection: Connection, resource_type: str, resource_id: str,
+                      wait_for_creator: bool = True) -> StoredResource | None:
         query = _LOCK_CURRENT if connection.dialect.name == "postgresql" else _GET_CURRENT
         row = connection.execute(query, {"type": resource_type, "id": resource_id}).first()
-        if row is None and advisory_write_lock(connection, f"{resource_type}/{resource_id}"):
+        if row is None and wait_for_creator and advisory_write_lock(connection, f"{resource_type}/{resource_id}"):
             row = connection.execute(query, {"type": resource_type, "id": resource_id}).first()  # after a racer
         if row is None:
             return None
@@ -285,10 +305,54 @@ class ResourceStore:
         for statement in _CLEAR_INDEX:
             connection.execute(statement, {"key": res_key})
 
-    def _write_index(self, connection: Connection, res_key: int, body: dict[str, Any]) -> None:
-        for kind, rows in self.indexer(body).items():
-            if rows:
-                connection.execute(_INSERT_INDEX[kind], [{**row, "res_key": res_key} for row in rows])
+    def _write_index(self, connection: Connection, res_key: int, rows: dict[str, list[dict[str, Any]]]) -> None:
+        for kind, kind_rows in rows.items():
+            if kind_rows:
+                connection.execute(_INSERT_INDEX[kind], [{**row, "res_key": res_key} for row in kind_rows])
+
+
+# PostgreSQL: everything a save or delete writes after locking the row, in one statement (one round trip instead
+# of up to 16: the resource row, the version, the old index rows of every kind, the new ones). Data-modifying
+# WITH parts all run on the statement's snapshot, so the DELETEs remove exactly the rows that were there before
+# and never the ones inserted beside them. Index rows go in as one array per column through unnest: one statement
+# text per shape (at most 8), whatever the number of rows, so the driver's prepared statements are reused.
+_ARRAY_TYPES = {kind: [(column.name, "float8" if isinstance(column.type, Float) else "text")
+                       for column in table.columns if column.name != "res_key"]
+                for kind, table in INDEX_TABLES.items()}
+
+
+@lru_cache(maxsize=8)
+def _write_in_one_sql(update: bool, clear: bool, index: bool) -> str:
+    parts = []
+    if update:
+        parts.append("u_resource AS (UPDATE resource SET version = %(version)s, last_updated = %(last_updated)s, "
+                     "deleted = %(deleted)s, body = %(body)s WHERE res_key = %(res_key)s)")
+    for kind, table in INDEX_TABLES.items():
+        if clear:
+            parts.append(f"c_{kind} AS (DELETE FROM {table.name} WHERE res_key = %(res_key)s)")
+        if index:
+            columns = _ARRAY_TYPES[kind]
+            arrays = ", ".join(f"%({kind}_{name})s::{sql_type}[]" for name, sql_type in columns)
+            parts.append(f"i_{kind} AS (INSERT INTO {table.name} (res_key, {', '.join(n for n, _ in columns)}) "
+                         f"SELECT %(res_key)s, u.* FROM unnest({arrays}) AS u)")
+    version = ("INSERT INTO resource_version (res_key, type, id, version, last_updated, method, deleted, body) "
+               "VALUES (%(res_key)s, %(type)s, %(id)s, %(version)s, %(last_updated)s, %(method)s, %(deleted)s, "
+               "%(body)s)")
+    return f"WITH {', '.join(parts)} {version}" if parts else version
+
+
+def _write_in_one(connection: Connection, version_row: dict[str, Any], update: bool, clear: bool,
+                  rows: dict[str, list[dict[str, Any]]] | None) -> None:
+    parameters = dict(version_row)
+    if rows is not None:
+        for kind, columns in _ARRAY_TYPES.items():
+            kind_rows = rows.get(kind) or ()
+            for name, sql_type in columns:
+                values = [row.get(name) for row in kind_rows]
+                if sql_type == "float8":  # one element type per array (the driver refuses ints among floats)
+                    values = [None if v is None else float(v) for v in values]
+                parameters[f"{kind}_{name}"] = values
+    connection.exec_driver_sql(_write_in_one_sql(update, clear, rows is not None), parameters)
 
 
 def _stamped_meta(meta: dict[str, Any], version: int, last_updated: str) -> dict[str, Any]:

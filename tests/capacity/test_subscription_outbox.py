@@ -127,6 +127,39 @@ def test_a_claim_whose_holder_died_is_taken_over_after_the_lease(
     assert _delivered_versions(receiver, before) == Counter((r.resource_id, str(r.version)) for r in rows)
 
 
+def test_a_claimant_that_is_still_delivering_keeps_its_claim_past_the_lease(
+        client, app, services, subscription, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A slow receiver (one delivery longer than the lease) must not make another process POST the same
+    notification: the claimant renews its lease while it works; the other worker finds nothing to claim."""
+    hub = app.state.capacity.hub
+    hub.outbox.stop()
+    try:
+        _report(client, model.UnitKey("55555553", "IC-W3", "zh-ic"), 1, 1, 1)
+        monkeypatch.setenv("ZCC_OUTBOX_LEASE", "1.5")
+        delivering, finish = threading.Event(), threading.Event()
+
+        def slow(subscription_id: str, rows: list[Any]) -> tuple[str, str | None]:
+            delivering.set()
+            finish.wait(10)
+            return DELIVERED, None
+
+        slow_worker = OutboxWorker(services.store, slow)
+        other = OutboxWorker(services.store, lambda *_: pytest.fail("the claim of a live worker was taken over"))
+        thread = threading.Thread(target=slow_worker.work_once)
+        thread.start()
+        assert delivering.wait(10)
+        deadline = time.monotonic() + 4.5  # three leases
+        while time.monotonic() < deadline:
+            assert other.claim() == []
+            time.sleep(0.3)
+        finish.set()
+        thread.join(10)
+    finally:
+        hub.outbox.start()
+    rows = [r for r in _rows(services, subscription) if r.claimed_by == slow_worker.name]
+    assert rows and {r.state for r in rows} == {DELIVERED} and {r.claims for r in rows} == {1}
+
+
 def test_a_receiver_that_keeps_failing_is_given_up_visibly(client, app, services) -> None:  # type: ignore[no-untyped-def]
     attempts: list[int] = []
 

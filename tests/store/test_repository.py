@@ -112,3 +112,81 @@ def test_an_update_after_a_delete_indexes_again(store: ResourceStore) -> None:
                    .scalar_one() == 0 for table in INDEX_TABLES.values())
     assert save(store, OBSERVATION) == 3
     assert index_rows(store, "o1") == before
+
+
+RISK = {
+    "resourceType": "RiskAssessment", "status": "final", "subject": {"reference": "Patient/p1"},
+    "identifier": [{"value": "no-system"}],  # a NULL among the values of a column
+    "prediction": [{"probabilityDecimal": 0.25, "outcome": {"text": "x"}}], "occurrenceDateTime": "2020-01-02",
+    "basis": [{"reference": "http://other.example/fhir/Observation/9"}],  # an absolute reference: url, no id
+}
+
+
+def all_index_rows(store: ResourceStore, resource_type: str, resource_id: str) -> dict[str, list[tuple[Any, ...]]]:
+    with store.read() as connection:
+        key = store.get(connection, resource_type, resource_id).res_key  # type: ignore[union-attr]
+        return {kind: sorted(tuple(row) for row in connection.execute(
+                    select(*[c for c in table.c if c.name != "res_key"]).where(table.c.res_key == key)).all())
+                for kind, table in INDEX_TABLES.items()}
+
+
+def test_both_databases_store_the_same_index_rows(packages: PackageSet, pg_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL writes a resource's version and index rows in one statement (arrays through unnest), SQLite
+    row by row: the rows are the same, every kind, NULLs and floats included, after a create, a changed update
+    and a delete."""
+    registry = SearchParameterRegistry(packages)
+    stores = []
+    for url in (f"sqlite:///{tmp_path / 'both.db'}", fresh_database(pg_url, "both")):
+        engine = create_database_engine(url)
+        upgrade(engine)
+        stores.append(ResourceStore(engine, lambda body: extract_index_rows(body, registry)))
+    changed = {**copy.deepcopy(RISK), "prediction": [{"probabilityDecimal": 0.5}], "status": "amended"}
+    seen = []
+    for store in stores:
+        rows = []
+        for body in (OBSERVATION, RISK, changed):
+            with store.write() as connection:
+                store.save(connection, copy.deepcopy(body), "r1" if body is not OBSERVATION else "o1")
+            rows.append(all_index_rows(store, body["resourceType"], "r1" if body is not OBSERVATION else "o1"))
+        with store.write() as connection:
+            store.delete(connection, "RiskAssessment", "r1")
+        rows.append(all_index_rows(store, "RiskAssessment", "r1"))
+        seen.append(rows)
+        store.engine.dispose()
+    assert seen[0] == seen[1]
+    created, amended, deleted = seen[0][1], seen[0][2], seen[0][3]
+    assert created["number"] and created["reference"] and created["token"] and created["date"]
+    assert ("identifier", None, "no-system", None) in created["token"]
+    assert amended["number"] != created["number"]
+    assert all(rows == [] for rows in deleted.values())
+
+
+def test_concurrent_creates_of_one_id_on_postgres(packages: PackageSet, pg_url: str) -> None:
+    """Two transactions creating the same id at once (ingestion's stable ids): the second waits for the first
+    (unique key, ON CONFLICT DO NOTHING) and then updates its row: versions 1 and 2, no duplicate-key error."""
+    import threading
+
+    engine = create_database_engine(fresh_database(pg_url, "race"))
+    upgrade(engine)
+    registry = SearchParameterRegistry(packages)
+    store = ResourceStore(engine, lambda body: extract_index_rows(body, registry))
+    first_saved, results = threading.Event(), []
+
+    def second() -> None:
+        first_saved.wait(5)
+        with store.write() as connection:
+            results.append(store.save(connection, copy.deepcopy(OBSERVATION), "race"))
+
+    racer = threading.Thread(target=second)
+    racer.start()
+    with store.write() as connection:
+        stored, created = store.save(connection, copy.deepcopy(OBSERVATION), "race")
+        first_saved.set()
+        racer.join(0.5)
+        assert racer.is_alive(), "the second create did not wait for the first"
+    racer.join(10)
+    assert (stored.version, created) == (1, True)
+    (second_stored, second_created), = results
+    assert (second_stored.version, second_created) == (2, False)
+    assert all_index_rows(store, "Observation", "race")["token"]
+    engine.dispose()
