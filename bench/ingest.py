@@ -2,9 +2,11 @@
 - translation only: the HAP adapter over the reference messages, messages/s and MB/s on one core;
 - end to end (store raw, translate, validate, one transaction through the FHIR pipeline with audit and
   consent on) over N messages made from the reference messages (each with its own message id, so none is a
-  duplicate), against SQLite and, with --pg, a throw-away PostgreSQL, with 1 or more worker threads.
+  duplicate; most of their resources are then stored already and not written again), against SQLite and, with
+  --pg, a throw-away PostgreSQL, with 1 or more worker threads or processes. `--new-content`: every message
+  about a patient of its own with all its identifiers changed, so every resource is new (the worst case).
 
-    .venv/bin/python bench/ingest.py [--count 2000] [--threads 2 | --processes 2] [--pg]
+    .venv/bin/python bench/ingest.py [--count 2000] [--threads 2 | --processes 2] [--pg] [--new-content]
 
 RAV, VVT and ggz (`--adapters`, on by default; `--adapters-only` skips the HAP part): translation only per adapter
 (RAV: the HL7v2 ADT/ORU test messages + the AZ-IG referral; VVT/ggz: the eOverdracht / BgGGZ qualification
@@ -29,10 +31,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.adapters.hap import translate_hap  # noqa: E402
+from gateway.adapters.hl7v3.oids import BSN_OID  # noqa: E402
+from gateway.adapters.hl7v3.xml import V3  # noqa: E402
 from gateway.adapters.rav import translate_rav  # noqa: E402
 from gateway.app import build_services  # noqa: E402
 from gateway.ingest.actor import cli_identity  # noqa: E402
@@ -61,6 +67,34 @@ def with_message_id(raw: bytes, suffix: int) -> bytes:
     return MESSAGE_ID.sub(replace, raw, count=1)
 
 
+def valid_bsn(number: int) -> str:
+    """A nine-digit BSN that passes the 11-proof, another for every `number`: of the ten candidates
+    `10000000 + 10 * number` ... `+ 9` (eight digits, then the check digit) at most one has check digit 10."""
+    base = 10_000_000 + 10 * number
+    while True:
+        digits = [int(d) for d in f"{base:08d}"]
+        check = sum(d * w for d, w in zip(digits, range(9, 1, -1), strict=True)) % 11
+        if check < 10:
+            return f"{base:08d}{check}"
+        base += 1
+
+
+def with_new_content(raw: bytes, number: int) -> bytes:
+    """The message about a patient of its own, every identifier in it changed alike (so the message's internal
+    references still agree): the patient's BSN becomes the `number`-th valid BSN, every other `<id extension>`
+    gets the suffix `-number`. Nothing of it is stored yet: every resource is new (no no-op write) and validated."""
+    root = etree.fromstring(raw, etree.XMLParser(resolve_entities=False, no_network=True))
+    for element in root.iter(f"{V3}id"):
+        extension = element.get("extension")
+        if extension is None:
+            continue
+        if element.get("root") == BSN_OID:
+            element.set("extension", valid_bsn(number))
+        else:
+            element.set("extension", f"{extension}-{number}")
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
 def translation(messages: list[bytes], seconds: float = 5.0,
                 translate: Callable[[bytes], object] = translate_hap) -> tuple[float, float, float]:
     done = size = 0
@@ -75,13 +109,14 @@ def translation(messages: list[bytes], seconds: float = 5.0,
 
 
 def end_to_end(database_url: str, messages: list[bytes], count: int, threads: int, processes: int = 0,
-               server: Any = None) -> tuple[float, dict[str, int], float, float]:
+               server: Any = None, new_content: bool = False) -> tuple[float, dict[str, int], float, float]:
     """(messages/s, statuses, gateway CPU ms per message, PostgreSQL server CPU ms per message). With
     `processes` > 0, that many worker processes (`zcc-gateway ingest --jobs`) instead of threads; worker start-up
     (loading packages, warming the validator) is not timed, as the services of the threaded run are built first."""
     services = build_services(Settings(database_url=database_url, base_url="http://bench/fhir"))
     create_ingest_tables(services.store.engine)
-    batch = [with_message_id(messages[i % len(messages)], i) for i in range(count)]
+    vary = with_new_content if new_content else with_message_id
+    batch = [vary(messages[i % len(messages)], i) for i in range(count)]
     statuses: dict[str, int] = {}
     if processes > 0:
         from gateway.ingest.parallel import IngestWorkers
@@ -245,6 +280,9 @@ def main() -> None:
                         help="end to end with this many worker processes (zcc-gateway ingest --jobs) instead of "
                              "threads")
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--new-content", action="store_true",
+                        help="end to end: every message about a patient of its own, all identifiers changed (no "
+                             "resource stored before), instead of the reference messages resent under new message ids")
     parser.add_argument("--pg", action="store_true", help="also against a throw-away PostgreSQL")
     parser.add_argument("--adapters", action=argparse.BooleanOptionalAction, default=True,
                         help="also RAV, VVT and ggz")
@@ -274,8 +312,9 @@ def main() -> None:
     try:
         for name, url in targets:
             how = f"{args.processes} processes" if args.processes else f"{args.threads} threads"
+            how += ", every message new content" if args.new_content else ", resent under new message ids"
             rate, statuses, cpu, server_cpu = end_to_end(url, messages, args.count, args.threads, args.processes,
-                                                         server if name == "PostgreSQL" else None)
+                                                         server if name == "PostgreSQL" else None, args.new_content)
             server_part = f" + PostgreSQL server {server_cpu:.1f} ms" if name == "PostgreSQL" else ""
             print(f"| end to end, {name}, {args.count} messages, {how} | {rate:.1f} messages/s "
                   f"({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}); "

@@ -17,8 +17,9 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from fhirpathpy.engine import do_eval, nodes, util
+from fhirpathpy.engine import do_eval, make_param, nodes, util
 from fhirpathpy.engine.evaluators import evaluators
+from fhirpathpy.engine.invocations import logic
 from fhirpathpy.models import models
 from fhirpathpy.parser import parse
 
@@ -257,6 +258,31 @@ def _number_literal(ctx: dict[str, Any], parent_data: Any, node: dict[str, Any])
     return [Decimal(text)] if "." in text else [int(text)]
 
 
+_LOGIC = {"or": logic.or_op, "and": logic.and_op, "implies": logic.implies_op}
+_DECIDES = {"or": (True, True), "and": (False, False), "implies": (False, True)}  # left value -> result
+_BOTH_SIDES = evaluators["OrExpression"]  # fhirpathpy's: both operands first (also for xor)
+
+
+def _logical_expression(ctx: dict[str, Any], parent_data: Any, node: dict[str, Any]) -> list:
+    """`or`, `and`, `implies` with the right operand evaluated only when the left does not decide (true or ...,
+    false and ..., false implies ...), as the HL7 Java engine does; fhirpathpy evaluates both. An invariant
+    such as `abatement.empty() or clinicalStatus.coding.where(...)` then costs its cheap left side on almost
+    every element. Three-valued results otherwise unchanged (fhirpathpy's operators combine the two sides)."""
+    operator = node["terminalNodeText"][0]
+    combine = _LOGIC.get(operator)
+    if combine is None:
+        return _BOTH_SIDES(ctx, parent_data, node)
+    left = make_param(ctx, parent_data, ["Boolean"], node["children"][0])
+    deciding, result = _DECIDES[operator]
+    if left is deciding:
+        return [result]
+    right = make_param(ctx, parent_data, ["Boolean"], node["children"][1])
+    return util.arraify(combine(ctx, left, right))
+
+
+evaluators["OrExpression"] = _logical_expression
+evaluators["AndExpression"] = _logical_expression
+evaluators["ImpliesExpression"] = _logical_expression
 evaluators["MemberInvocation"] = _member_invocation
 evaluators["NumberLiteral"] = _number_literal
 evaluators["PolarityExpression"] = _polarity_expression

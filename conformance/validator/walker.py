@@ -319,6 +319,9 @@ class Walker:
             if done in scope.evaluated:
                 continue
             scope.evaluated.add(done)
+            holds = core_invariants.HOLDS_WHEN.get(constraint.expression)
+            if holds is not None and holds(item.value):
+                continue
             native = core_invariants.NATIVE.get(constraint.expression)
             if native is not None:
                 if not native(item.value, scope.root):

@@ -151,6 +151,23 @@ def test_engine_extensions_behave() -> None:
     assert compile_expression("%sct").evaluate(patient) == ["http://snomed.info/sct"]
 
 
+def test_or_and_implies_evaluate_the_right_side_only_when_the_left_does_not_decide() -> None:
+    """As the HL7 Java engine: `name.given` (two items) in a boolean context is an error, but only when reached."""
+    patient = {"resourceType": "Patient", "name": [{"given": ["A", "B"]}], "active": True}
+    for decided, value in (("active or name.given", True), ("active.not() and name.given", False),
+                           ("active.not() implies name.given", True)):
+        assert compile_expression(decided).evaluate(patient) == [value]
+    for reached in ("active.not() or name.given", "active and name.given", "active implies name.given"):
+        with pytest.raises(FhirPathError):
+            compile_expression(reached).evaluate(patient)
+    # three-valued logic unchanged: empty on the left
+    assert compile_expression("deceased or active").evaluate(patient) == [True]
+    assert compile_expression("deceased and active").evaluate(patient) == []
+    assert compile_expression("deceased implies active").evaluate(patient) == [True]
+    assert compile_expression("deceased implies active.not()").evaluate(patient) == []
+    assert compile_expression("active xor active").evaluate(patient) == [False]
+
+
 if __name__ == "__main__":
     count, failed = run_suite()
     print(json.dumps({"total": count, "passed": count - len(failed)}))

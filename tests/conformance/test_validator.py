@@ -159,6 +159,16 @@ def test_references_contained_and_target_types(validator: Validator) -> None:
     assert expressions(validator, contained) == {"Patient.contained[0].active"}
 
 
+def test_dom_3_contained_resources_must_be_referenced(validator: Validator) -> None:
+    """dom-3 is skipped without evaluation when nothing is contained; with a contained resource it is evaluated."""
+    unreferenced = good_patient(contained=[{"resourceType": "Organization", "id": "org", "name": "HAP"}])
+    assert any("dom-3" in m for _, m in errors(validator, unreferenced))
+    referenced = good_patient(contained=[{"resourceType": "Organization", "id": "org", "name": "HAP"}],
+                              managingOrganization={"reference": "#org"})
+    assert not any("dom-3" in m for _, m in errors(validator, referenced))
+    assert errors(validator, good_patient()) == []
+
+
 def test_extensions_definition_context_and_value_type(validator: Validator) -> None:
     unknown = good_patient(extension=[{"url": "http://example.org/unknown", "valueString": "x"}])
     assert "Patient.extension[0]" in expressions(validator, unknown)

@@ -3,8 +3,12 @@ pending delivery is killed while its POST is in flight, and another instance del
 the claim's lease expired — the same changed versions, from the outbox row written with the change.
 
 Verdict: at-least-once. The receiver holds the first POST without answering (so the crash falls between
-"claimed" and "delivered"); after the kill a surviving instance takes the row over (`claims` = 2), POSTs it
-and marks it `delivered`."""
+"claimed" and "delivered"); after the kill one surviving instance takes the row over (`claims` = 2, never 3:
+the survivor renews its lease while it delivers), POSTs it and marks it `delivered`. Every POST that arrives
+carries exactly the written versions; a second one would be the survivor's own retry after a receiver that did
+not answer within the 5 s timeout (this receiver runs in the test process, which a loaded CI box can stall).
+The lease renewal itself is checked in tests/capacity/test_subscription_outbox.py (a delivery slower than the
+lease)."""
 
 from __future__ import annotations
 
@@ -113,13 +117,13 @@ def test_a_delivery_in_flight_on_a_killed_instance_is_delivered_by_another(
             time.sleep(0.2)
         assert receiver.completed, "nobody delivered the notification of the killed instance"
         time.sleep(2)  # nothing more arrives
-        assert len(receiver.completed) == 1
-        bundle = json.loads(receiver.completed[0])
-        delivered = {(e["resource"]["id"], int(e["resource"]["meta"]["versionId"])) for e in bundle["entry"]}
-        assert delivered == written
+        for body in receiver.completed:  # one POST; a repeat only if this receiver was too slow to answer in 5 s
+            bundle = json.loads(body)
+            delivered = {(e["resource"]["id"], int(e["resource"]["meta"]["versionId"])) for e in bundle["entry"]}
+            assert delivered == written
         rows = _rows(engine, subscription)
         assert {r.state for r in rows} == {DELIVERED}
-        assert {r.claims for r in rows} == {2}
+        assert {r.claims for r in rows} == {2}  # taken over once: the survivor's lease is kept while it delivers
         assert _claimant_pid(rows) in {g.process.pid for g in survivors if g.process is not None}
     finally:
         engine.dispose()

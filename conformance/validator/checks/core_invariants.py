@@ -75,3 +75,13 @@ NATIVE: dict[str, NativeCheck] = {
     "extension.exists() != value.exists()": _ext_1,
     "htmlChecks()": _html_checks,
 }
+
+# Invariants that hold without evaluation in the common case, checked by FHIRPath otherwise (dom-3: every contained
+# resource is referenced — vacuous without contained resources, the expression's `contained.where(...)` is empty).
+DOM_3 = ("contained.where((('#'+id in (%resource.descendants().reference | %resource.descendants().as(canonical) | "
+         "%resource.descendants().as(uri) | %resource.descendants().as(url))) or descendants().where(reference = "
+         "'#').exists() or descendants().where(as(canonical) = '#').exists() or descendants().where(as(canonical) = "
+         "'#').exists()).not()).trace('unmatched', id).empty()")
+HOLDS_WHEN: dict[str, Callable[[Any], bool]] = {
+    DOM_3: lambda value: not _contained(value),
+}
