@@ -19,7 +19,7 @@ from gateway.fhir.errors import FhirError, Issue, operation_outcome
 from gateway.fhir.urls import interaction_for
 from gateway.ingest.adapters import ADAPTERS, SOURCES, Adapter
 from gateway.ingest.bundle import dangling_references, resolve_references, transaction_bundle
-from gateway.ingest.identity import conflicting_demographics, decide_patient, stable_id
+from gateway.ingest.identity import PatientDecision, conflicting_demographics, decide_patient, stable_id
 from gateway.ingest.locks import message_locks
 from gateway.ingest.provenance import ingestion_provenance
 from gateway.ingest.records import ACCEPTED, DUPLICATE, REJECTED, IngestRecord, IngestRecords
@@ -153,21 +153,24 @@ class IngestService:
         record.sender = _identifier_text(translation.sender_organization)
         record.sender_name = translation.sender_name
         record.unmapped = [u.as_dict() for u in translation.unmapped]
+        issues = [Issue(i.severity, i.code, i.diagnostics, [i.xpath] if i.xpath else []) for i in translation.issues]
+        assigned, urls = self._identify(translation, issues, strict=not lenient)
         # the same bytes, or the same message id in other bytes (a resend re-encoded), arriving at several
         # processes or instances at once: one at a time, held until the record says how it ended, so that the
-        # others find it accepted. Both locks in one go (bytes first: every ingestion takes them in this order),
-        # then both looked for again under them.
+        # others find it accepted (both looked for again under the locks). And one message about a patient at a
+        # time: the demographics check and the no-op check read the stored patient before the write transaction,
+        # so a concurrent message about the same BSN must not write it in between.
         names = [f"ingest|{record.source}|{record.sha256}"]
         if record.message_id:
             names.append(f"ingest|{record.source}|id|{record.message_id}")
-        held.enter_context(message_locks(self.services.store.engine, names))
+        patients = [f"ingest|Patient/{resource_id}" for _, resource_id, decision in assigned if decision is not None]
+        held.enter_context(message_locks(self.services.store.engine, names, patients))
         match = self.records.accepted_match(record.source, record.sha256, record.message_id, record.id)
         if match:
             original, same = match
             return self._duplicate(record, original, "the same bytes" if same == "sha256" else
                                    f"the same message id {record.message_id}")
-        issues = [Issue(i.severity, i.code, i.diagnostics, [i.xpath] if i.xpath else []) for i in translation.issues]
-        resources, urls, current = self._assign_ids(record, translation, issues, strict=not lenient)
+        resources, current = self._resources(record, assigned, issues)
         dangling = [resolve_references(resource, urls) for resource in resources]
         unchanged = self._unchanged(resources, identity, current)
         if unchanged:
@@ -203,14 +206,12 @@ class IngestService:
         record.outcome = operation_outcome(issues) if issues else None
         return IngestResult(record, response, issues)
 
-    def _assign_ids(self, record: IngestRecord, translation: Any, issues: list[Issue], strict: bool
-                    ) -> tuple[list[dict[str, Any]], dict[str, str], dict[tuple[str, str], StoredResource]]:
-        """(the resources under their stable ids, placeholder -> `Type/id`, the stored current version of each
-        resource that has one). The current versions are read in one statement, for the patient check here and the
-        no-op check after (`_unchanged`); identity matching reads the store directly: it decides where data goes,
-        it discloses nothing."""
+    def _identify(self, translation: Any, issues: list[Issue], strict: bool
+                  ) -> tuple[list[tuple[Any, str, PatientDecision | None]], dict[str, str]]:
+        """The stable id of every translated resource ((mapped, id, the patient decision of a patient), and
+        placeholder -> `Type/id`). A message that identifies no patient is rejected here."""
         urls: dict[str, str] = {}
-        assigned: list[tuple[Any, str, Any]] = []  # (mapped, id, patient decision)
+        assigned: list[tuple[Any, str, PatientDecision | None]] = []
         for mapped in translation.resources:
             decision = None
             if mapped.key in translation.patient_keys:
@@ -223,6 +224,14 @@ class IngestService:
                 resource_id = stable_id(mapped.key)
             urls[mapped.full_url] = f"{mapped.resource_type}/{resource_id}"
             assigned.append((mapped, resource_id, decision))
+        return assigned, urls
+
+    def _resources(self, record: IngestRecord, assigned: list[tuple[Any, str, PatientDecision | None]],
+                   issues: list[Issue]) -> tuple[list[dict[str, Any]], dict[tuple[str, str], StoredResource]]:
+        """(the resources under their stable ids, the stored current version of each resource that has one). The
+        current versions are read in one statement, for the patient check here and the no-op check after
+        (`_unchanged`); identity matching reads the store directly: it decides where data goes, it discloses
+        nothing. A patient whose stored demographics conflict is left out (and the record flagged)."""
         current = self._current([(mapped.resource["resourceType"], resource_id) for mapped, resource_id, _ in assigned])
         resources: list[dict[str, Any]] = []
         for mapped, resource_id, decision in assigned:
@@ -238,7 +247,7 @@ class IngestService:
                     continue
             resources.append({"resourceType": resource["resourceType"], "id": resource_id,
                               **{k: v for k, v in resource.items() if k not in {"resourceType", "id"}}})
-        return resources, urls, current
+        return resources, current
 
     def _current(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
         with self.services.store.read(snapshot=False) as connection:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from conformance.packages import default_package_paths
 from gateway.ingest.actor import cli_identity
 from gateway.ingest.cli import ingest_app
 from gateway.ingest.identity import stable_id
-from gateway.ingest.locks import SLOTS, lock_file, message_lock
+from gateway.ingest.locks import SLOTS, lock_file, message_lock, message_locks
 from gateway.ingest.schema import ingest_message
 from gateway.ingest.service import IngestService
 from gateway.store.locks import lock_key
@@ -97,6 +98,49 @@ def test_a_resent_message_writes_only_what_changed(service: IngestService) -> No
     assert episode.rsplit("/", 1)[1] == str(int(before.rsplit("/", 1)[1]) + 1)  # changed: a new version
     assert next(x for x in changed.record.resources if x.startswith("Patient/")) == next(
         x for x in first.record.resources if x.startswith("Patient/"))  # unchanged: the same version
+
+
+def test_two_messages_about_one_patient_do_not_overlap(service: IngestService) -> None:
+    """The demographics check (and the no-op check) read the stored patient before the write transaction, so a
+    message about a BSN waits while another ingestion holds that patient: it then sees what the other wrote."""
+    first = service.ingest("hap", episode_message("overlap-1", episode_id="overlap-ep-1"), cli_identity())
+    assert first.record.status == "accepted"
+    finished, results = threading.Event(), []
+
+    def other_birth_date() -> None:
+        results.append(service.ingest("hap", episode_message("overlap-2", birth="19800101",
+                                                              episode_id="overlap-ep-2"), cli_identity()))
+        finished.set()
+
+    with message_locks(service.services.store.engine, ["a message of this test"], [f"ingest|{PATIENT}"]):
+        thread = threading.Thread(target=other_birth_date)
+        thread.start()
+        assert not finished.wait(1.0), "the second message did not wait for the patient"
+    thread.join(60)
+    (second,) = results
+    assert second.record.status == "accepted" and second.record.flags == ["bsn-demographics-conflict"]
+    assert not any(x.startswith("Patient/") for x in second.record.resources)  # the stored patient is kept
+
+
+def test_message_locks_take_shared_keys_in_one_order(tmp_path: Path) -> None:
+    """Two ingestions holding different own keys and the same two patients, given in opposite orders, both
+    finish (the patients are locked in one global order, whatever order the caller names them in)."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'order.db'}")
+    done = []
+
+    def ingestion(own: str, patients: list[str]) -> None:
+        for _ in range(200):
+            with message_locks(engine, [own], patients):
+                pass
+        done.append(own)
+
+    threads = [threading.Thread(target=ingestion, args=("a", ["ingest|Patient/1", "ingest|Patient/2"]), daemon=True),
+               threading.Thread(target=ingestion, args=("b", ["ingest|Patient/2", "ingest|Patient/1"]), daemon=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(done) == ["a", "b"]
 
 
 def _try_slot(path: str, slot: int, answer: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
