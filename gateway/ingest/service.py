@@ -155,6 +155,10 @@ class IngestService:
         record.unmapped = [u.as_dict() for u in translation.unmapped]
         issues = [Issue(i.severity, i.code, i.diagnostics, [i.xpath] if i.xpath else []) for i in translation.issues]
         assigned, urls = self._identify(translation, issues, strict=not lenient)
+        dangling = [resolve_references(mapped.resource, urls) for mapped, _, _ in assigned]
+        output = self._validation()
+        for mapped, resource_id, _ in assigned:  # validated now (remembered by content), not under the locks below
+            output.issues(_with_id(mapped.resource, resource_id))
         # the same bytes, or the same message id in other bytes (a resend re-encoded), arriving at several
         # processes or instances at once: one at a time, held until the record says how it ended, so that the
         # others find it accepted (both looked for again under the locks). And one message about a patient at a
@@ -171,7 +175,6 @@ class IngestService:
             return self._duplicate(record, original, "the same bytes" if same == "sha256" else
                                    f"the same message id {record.message_id}")
         resources, current = self._resources(record, assigned, issues)
-        dangling = [resolve_references(resource, urls) for resource in resources]
         unchanged = self._unchanged(resources, identity, current)
         if unchanged:
             issues.append(Issue("information", "informational", f"{len(unchanged)} resource(s) of the message are "
@@ -190,7 +193,7 @@ class IngestService:
         if any(dangling):  # located only when there is something to report (the adapter's bug)
             issues += dangling_references(resources)
         validated: Validated = {}
-        issues += validate_output(resources, self._validation(), validated)
+        issues += validate_output(resources, output, validated)
         if record.unmapped:
             issues.append(Issue("information", "informational",
                                 f"{len(record.unmapped)} element(s) of the message are not mapped; see `unmapped`"))
@@ -245,8 +248,7 @@ class IngestService:
                     issues.append(Issue("warning", "conflict", f"BSN {decision.bsn}: {conflict}; the stored "
                                         "patient is not changed, the record is flagged for review"))
                     continue
-            resources.append({"resourceType": resource["resourceType"], "id": resource_id,
-                              **{k: v for k, v in resource.items() if k not in {"resourceType", "id"}}})
+            resources.append(_with_id(resource, resource_id))
         return resources, current
 
     def _current(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
@@ -319,3 +321,9 @@ def _locations(response: dict[str, Any], resources: list[dict[str, Any]] | None 
     ordered = [by_resource.pop(f"{t}/{i}", None) or f"{t}/{i}/_history/{unchanged[(t, i)]}"
                for t, i in map(_key, resources) if f"{t}/{i}" in by_resource or (t, i) in unchanged]
     return ordered + list(by_resource.values())
+
+
+def _with_id(resource: dict[str, Any], resource_id: str) -> dict[str, Any]:
+    """The translated resource under its stable id (`resourceType` and `id` first, as stored)."""
+    return {"resourceType": resource["resourceType"], "id": resource_id,
+            **{k: v for k, v in resource.items() if k not in {"resourceType", "id"}}}
