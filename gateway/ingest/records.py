@@ -81,7 +81,7 @@ class IngestRecords:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.single_statements = SingleStatements(engine)
+        self.single_statements = SingleStatements.of(engine)
 
     def add_received(self, record: IngestRecord, raw: bytes) -> None:
         """Store the raw message (committed on its own: kept whatever happens next)."""

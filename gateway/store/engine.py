@@ -102,6 +102,10 @@ def begin_immediate(dbapi_connection: Any, last_try: Callable[[], Any]) -> None:
         dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout)}")
 
 
+_SINGLE_STATEMENTS = "_zcc_single_statements"
+_CREATING = threading.Lock()
+
+
 class SingleStatements:
     """One autocommit connection per thread on `engine`, for statements that are each their own transaction (a
     point read, a record insert or update, a session advisory lock). A pool checkout costs a pre-ping round trip,
@@ -112,6 +116,17 @@ class SingleStatements:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._local = threading.local()
+
+    @classmethod
+    def of(cls, engine: Engine) -> SingleStatements:
+        """The engine's one instance, kept on the engine: every user on a thread (the store's single-statement
+        reads, the ingestion records, the cross-transaction locks) shares that thread's connection, so a thread
+        pins one pooled connection for them, not one per user."""
+        found: SingleStatements | None = engine.__dict__.get(_SINGLE_STATEMENTS)
+        if found is None:
+            with _CREATING:
+                found = engine.__dict__.setdefault(_SINGLE_STATEMENTS, cls(engine))
+        return found
 
     def connection(self) -> Connection:
         connection: Connection | None = getattr(self._local, "connection", None)

@@ -42,7 +42,6 @@ def lock_condition(connection: Connection, resource_type: str, params: list[tupl
 
 _local_locks: dict[str, threading.Lock] = {}
 _local_guard = threading.Lock()
-_SESSIONS = "_zcc_lock_sessions"
 
 
 @contextmanager
@@ -50,17 +49,15 @@ def exclusive(engine: Engine, *names: str) -> Iterator[None]:
     """Hold every one of `names` across several transactions (e.g. one ingestion: dedup check, write, record
     update), taken in the order given (callers that share names give them in one order, so they cannot deadlock).
 
-    PostgreSQL: session advisory locks on this thread's lock session, an autocommit connection kept for it
-    (released on exit, or by the server when the process dies; locks nested on one thread are taken on the same
-    session, each under its own key). One round trip takes them all and one releases them; a pooled connection
+    PostgreSQL: session advisory locks on this thread's autocommit connection (`SingleStatements.of`, shared with
+    the single statements the thread runs meanwhile: autocommit, they leave the locks alone), released on exit, or
+    by the server when the process dies; locks nested on one thread are taken on the same session, each under its
+    own key. One round trip takes them all and one releases them; a pooled connection
     per lock cost a checkout with pre-ping and a BEGIN/COMMIT around both. SQLite: locks in this process — an
     embedded database serves one host, and its writers are serialised anyway; only the check-then-write window
     between transactions needs closing."""
     if engine.dialect.name == "postgresql":
-        session: SingleStatements | None = engine.__dict__.get(_SESSIONS)
-        if session is None:
-            with _local_guard:  # kept on the engine, so that it goes with it
-                session = engine.__dict__.setdefault(_SESSIONS, SingleStatements(engine))
+        session = SingleStatements.of(engine)
         keys = [lock_key(name) for name in names]
         with session() as connection:
             connection.exec_driver_sql(_advisory("lock", len(keys)), tuple(keys))

@@ -91,7 +91,7 @@ class ResourceStore:
         self.engine = engine
         self.indexer = indexer
         self._readers = threading.local()
-        self.single_statements = SingleStatements(engine)  # this thread's autocommit connection
+        self.single_statements = SingleStatements.of(engine)  # this thread's autocommit connection
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -106,7 +106,7 @@ class ResourceStore:
 
         Checking a connection out of the pool and resetting it costs several times more than a point read,
         so each thread keeps one reader; it is replaced when a database error invalidated it."""
-        connection = self._reader("connection")
+        connection = self._reader()
         if connection.in_transaction():  # a nested read joins the outer one
             yield connection
             return
@@ -122,11 +122,10 @@ class ResourceStore:
             self._readers.connection = None
             raise
 
-    def _reader(self, kind: str) -> Connection:
-        connection: Connection | None = getattr(self._readers, kind, None)
+    def _reader(self) -> Connection:
+        connection: Connection | None = getattr(self._readers, "connection", None)
         if connection is None or connection.closed or connection.invalidated:
-            connection = self.engine.connect()
-            setattr(self._readers, kind, connection)
+            connection = self._readers.connection = self.engine.connect()
         return connection
 
     # -- reads --------------------------------------------------------------------------------------
