@@ -13,12 +13,16 @@ one executemany of the events; one of their patients; move the head), run on the
 connection with SQL text written once (the driver caches the prepared statement): through SQLAlchemy's
 execution machinery the same append cost ~4x more. Appends that do not join a data transaction (reads,
 searches, refusals) run in a write transaction of their own on a long-lived per-thread writer connection
-(SQLite; on PostgreSQL a pooled connection per append, so the server's connection limit stays the pool's).
+(SQLite; on PostgreSQL a pooled connection per append, so the server's connection limit stays the pool's), and
+concurrent ones share it (group commit, `gateway.audit.group_commit`): one lock of the head and one commit for
+every request that arrived while the previous append was being written, each still answered only after its own
+events are committed.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +33,7 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.audit.chain import GENESIS, BrokenLink, ChainRow, Verification, link_hash, verify_chain
 from gateway.audit.checkpoints import Checkpoint, SignatureCheck, Signer, checkpoint_problem, make_checkpoint
+from gateway.audit.group_commit import GroupCommit
 from gateway.audit.jcs import canonicalize, canonicalize_built
 from gateway.audit.schema import (
     audit_chain_head,
@@ -143,6 +148,10 @@ class AuditLog:
     def __init__(self, checkpoints: CheckpointRule | None = None) -> None:
         self.checkpoint_rule = checkpoints
         self._writers = threading.local()  # this thread's SQLite writer connection per engine
+        self._groups: weakref.WeakKeyDictionary[Engine, GroupCommit[_Batched, list[Appended]]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._groups_lock = threading.Lock()
 
     def append(
         self,
@@ -164,13 +173,14 @@ class AuditLog:
         break-the-glass review items they open. On a Connection: in the caller's transaction (it commits or
         rolls back with the data). On an Engine: in a write transaction of its own, committed before this
         returns. Any failure is an AuditWriteError (the caller must not answer with data)."""
-        if isinstance(target, Engine):
-            return self._append_alone(target, pending, reviews)
         dialect = target.dialect
         try:
+            batched = _Batched(tuple(_canonical(item) for item in pending), tuple(reviews))
+            if isinstance(target, Engine):
+                return self._group(target).submit(batched)
             cursor = target.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
-                return self._append_rows(cursor, dialect.name == "postgresql", pending, reviews)
+                return self._append_rows(cursor, dialect.name == "postgresql", batched.pending, batched.reviews)
             finally:
                 cursor.close()
         except AuditWriteError:
@@ -178,8 +188,29 @@ class AuditLog:
         except Exception as problem:  # any driver/serialisation failure: fail closed
             raise _write_error(problem) from _wrapped(problem, dialect)
 
+    def _group(self, engine: Engine) -> GroupCommit[_Batched, list[Appended]]:
+        group = self._groups.get(engine)
+        if group is None:
+            with self._groups_lock:
+                group = self._groups.get(engine)
+                if group is None:
+                    group = self._groups[engine] = GroupCommit(lambda batch: self._append_batch(engine, batch))
+        return group
+
+    def _append_batch(self, engine: Engine, batch: Sequence[_Batched]) -> list[list[Appended]]:
+        """Several interactions' events in one write transaction of their own (committed before this returns);
+        their Appended lists, in order."""
+        pending = [item for batched in batch for item in batched.pending]
+        reviews = [review for batched in batch for review in batched.reviews]
+        appended = self._append_alone(engine, pending, reviews)
+        split, start = [], 0
+        for batched in batch:
+            split.append(appended[start : start + len(batched.pending)])
+            start += len(batched.pending)
+        return split
+
     def _append_alone(
-        self, engine: Engine, pending: Sequence[Pending], reviews: Sequence[ReviewItem]
+        self, engine: Engine, pending: Sequence[tuple[Pending, bytes]], reviews: Sequence[ReviewItem]
     ) -> list[Appended]:
         dialect = engine.dialect
         postgresql = dialect.name == "postgresql"
@@ -230,7 +261,7 @@ class AuditLog:
                 pass
 
     def _append_rows(
-        self, cursor: Any, postgresql: bool, pending: Sequence[Pending], reviews: Sequence[ReviewItem]
+        self, cursor: Any, postgresql: bool, pending: Sequence[tuple[Pending, bytes]], reviews: Sequence[ReviewItem]
     ) -> list[Appended]:
         sql = _POSTGRESQL if postgresql else _SQLITE
         cursor.execute(sql.head)
@@ -250,9 +281,8 @@ class AuditLog:
             seqs = list(range(start + 1, start + 1 + len(pending)))
         rule = self.checkpoint_rule
         rows, patients, appended, checkpoints = [], [], [], []
-        for item, seq in zip(pending, seqs, strict=True):
+        for (item, body), seq in zip(pending, seqs, strict=True):
             event = item.event
-            body = canonicalize_built(event) if item.built else canonicalize(event)
             prev_hash, digest = digest, link_hash(digest, body)
             recorded = item.recorded or str(event["recorded"])
             rows.append((seq, str(event["id"]), recorded, item.kind, str(event.get("outcome", "")), item.client_id,
@@ -398,6 +428,18 @@ class AuditLog:
             if problem:
                 return Verification(result.count, result.last_hash, BrokenLink(checkpoint.upto_seq, None, problem))
         return result
+
+
+@dataclass(frozen=True)
+class _Batched:
+    """One interaction's events (canonicalised by the thread that made them) and the review items they open."""
+
+    pending: tuple[tuple[Pending, bytes], ...]
+    reviews: tuple[ReviewItem, ...]
+
+
+def _canonical(item: Pending) -> tuple[Pending, bytes]:
+    return item, canonicalize_built(item.event) if item.built else canonicalize(item.event)
 
 
 def _rollback(dbapi: Any) -> None:

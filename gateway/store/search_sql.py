@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     Select,
+    String,
     and_,
     bindparam,
     exists,
@@ -156,50 +158,82 @@ def match_rows(connection: Connection, query: SearchQuery, limit: int | None = N
     page and its resources in one statement instead of the keys and then a lookup of every key (measured on
     1M Slots: the lookup of 50 keys cost 1.3 ms of CPU in the gateway per search, and a second round trip)."""
     assert not query.sort, "sorted pages use match_keys (offset paging inside a snapshot)"
-    statement = _ROW_STATEMENTS.get(query, limit, after_key is not None)
-    values = {"after_key": after_key} if after_key is not None else {}
+    statement, values = _ROW_STATEMENTS.get(query, limit, after_key is not None)
+    if after_key is not None:
+        values = {**values, "after_key": after_key}
     return [tuple(row) for row in connection.execute(statement, values)]
 
 
 class _StatementCache:
-    """Built keyset-page statements by query (type, `_type`s and filters, values included), page size and whether
-    a cursor is given; the cursor's key is a bound parameter. Building a statement costs more than running it
-    (1M Slots, `status` + `service-type` + `start`: ~1.5 ms of CPU to construct and cache-key the SQLAlchemy
-    statement, ~0.7 ms to execute it and read 51 rows), and the same search repeats (a screen, the next page).
-    Only statements are kept, never results: a statement is a pure function of the query, so reusing it is
-    exact. Queries with an `ap` date prefix are not kept (their range depends on the current time)."""
+    """Built keyset-page statements by query shape — type, `_type`s, filters with their values except dates, page
+    size, whether a cursor is given — with the dates and the cursor's key as bound parameters. Building a
+    statement costs more than running it (1M Slots, `status` + `service-type` + `start`: ~1.5 ms of CPU to
+    construct and cache-key the SQLAlchemy statement, ~0.7 ms to execute it and read 51 rows), and the same search
+    repeats: a screen polling it, the next page, and clients asking "from now" (`start=ge<now>`: the same search
+    with another date each time). Only statements are kept, never results: a statement is a pure function of the
+    shape and its bound values a pure function of the query's dates, so reusing it is exact. Queries with an `ap`
+    date prefix are not kept (their range depends on the current time)."""
 
     def __init__(self, size: int = 512) -> None:
         self.size = size
         self._items: OrderedDict[tuple, Select] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, query: SearchQuery, limit: int | None, paged: bool) -> Select:
-        key = (query.resource_type, tuple(query.types), tuple(query.filters), limit, paged)
-        cacheable = not _depends_on_now(query.filters) and _hashable(key)
-        if cacheable:
-            with self._lock:
-                statement = self._items.get(key)
-                if statement is not None:
-                    self._items.move_to_end(key)
-                    return statement
+    def get(self, query: SearchQuery, limit: int | None, paged: bool) -> tuple[Select, dict[str, str]]:
+        """The statement and the values of its bound dates."""
+        if _depends_on_now(query.filters):
+            return self._build(query, limit, paged), {}
+        values: dict[str, str] = {}
+        filters = tuple(_dates_bound(item, values) for item in query.filters)
+        key = (query.resource_type, tuple(query.types), filters, limit, paged)
+        if not _hashable(key):
+            return self._build(query, limit, paged), {}
+        with self._lock:
+            statement = self._items.get(key)
+            if statement is not None:
+                self._items.move_to_end(key)
+                return statement, values
+        statement = self._build(replace(query, filters=list(filters)), limit, paged)
+        with self._lock:
+            self._items[key] = statement
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return statement, values
+
+    @staticmethod
+    def _build(query: SearchQuery, limit: int | None, paged: bool) -> Select:
         statement = match_statement(query)
         if paged:
             statement = statement.where(resource.c.res_key > bindparam("after_key", type_=Integer))
         statement = statement.order_by(resource.c.res_key)
         if limit is not None:
             statement = statement.limit(limit)
-        statement = statement.with_only_columns(*STORED_COLUMNS)
-        if cacheable:
-            with self._lock:
-                self._items[key] = statement
-                if len(self._items) > self.size:
-                    self._items.popitem(last=False)
-        return statement
+        return statement.with_only_columns(*STORED_COLUMNS)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+@dataclass(frozen=True)
+class _BoundDate:
+    """A date search value as two bound parameters of a kept statement: `<name>_low`, the low end of its range,
+    and `<name>_after`, the smallest stored date after its high end (see `_date_bounds`)."""
+
+    name: str
+
+
+def _dates_bound(item: Filter, values: dict[str, str]) -> Filter:
+    """`item` with each date value replaced by a `_BoundDate` (numbered in order), whose values go into `values`."""
+    bound = []
+    for value in item.values:
+        if isinstance(value.value, DateValue):
+            name = f"date_{len(values) // 2}"
+            values[f"{name}_low"], values[f"{name}_after"] = value.value.low, _after(value.value.high)
+            value = replace(value, value=_BoundDate(name))
+        bound.append(value)
+    chain = tuple((target_type, _dates_bound(inner, values)) for target_type, inner in item.chain)
+    return replace(item, values=tuple(bound), chain=chain)
 
 
 def _hashable(key: tuple) -> bool:
@@ -394,7 +428,7 @@ def _value_condition(item: Filter, index, prefix: str, value: object) -> ColumnE
         return _token_condition(index, value)
     if isinstance(value, StringValue):
         return _string_condition(item.modifier, value)
-    if isinstance(value, DateValue):
+    if isinstance(value, DateValue | _BoundDate):
         return _date_condition(idx_date.c.low, idx_date.c.high, prefix, value)
     if isinstance(value, QuantityValue):
         return _quantity_condition(prefix, value)
@@ -434,9 +468,16 @@ def _after(moment: str) -> str:
     return _AFTER_MAX if moment >= dates.MAX_DATE else dates.shift(moment, timedelta(microseconds=1))
 
 
-def _date_condition(low, high, prefix: str, value: DateValue) -> ColumnElement[bool]:  # noqa: ANN001
+def _date_bounds(value: DateValue | _BoundDate) -> tuple[object, object]:
+    """The search range [L, H] as (L, the smallest stored date after H): values, or a kept statement's parameters."""
+    if isinstance(value, _BoundDate):
+        return bindparam(f"{value.name}_low", type_=String), bindparam(f"{value.name}_after", type_=String)
+    return value.low, _after(value.high)
+
+
+def _date_condition(low, high, prefix: str, value: DateValue | _BoundDate) -> ColumnElement[bool]:  # noqa: ANN001
     """Stored range [low, high] against search range [L, H]."""
-    lo, hi_next = value.low, _after(value.high)
+    lo, hi_next = _date_bounds(value)
     if prefix == "eq":
         return and_(low >= lo, high < hi_next)
     if prefix == "ne":
@@ -453,7 +494,8 @@ def _date_condition(low, high, prefix: str, value: DateValue) -> ColumnElement[b
         return low >= hi_next
     if prefix == "eb":
         return high < lo
-    # ap: overlap with the search range widened by 10% of its distance from now (at least a day)
+    # ap: overlap with the search range widened by 10% of its distance from now (at least a day); never kept
+    assert isinstance(value, DateValue)
     now = datetime.now(UTC).replace(tzinfo=None)
     margin = max(timedelta(days=1), dates.distance(value.low, now) / 10)
     return and_(low < _after(dates.shift(value.high, margin)), high >= dates.shift(value.low, -margin))

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Text, and_, cast, func, literal, or_, select, union_all
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
@@ -104,7 +103,7 @@ def load_patient(connection: Connection, patient_id: str) -> tuple[dict[str, Any
     ).first()
     if row is None or row.body is None:
         return None
-    return parse_stored(row.body), (row.res_key, row.version)
+    return fhirjson.loads_trusted(row.body), (row.res_key, row.version)
 
 
 class RecordCache:
@@ -195,7 +194,7 @@ def collect(
             found[row.res_key] = row.body  # a mention outside the type's compartment parameters does not count
     shared = _about_other_patients(connection, compartment, list(found), patient_id, own_url)
     raws = [body for key, body in found.items() if key not in shared]
-    record.resources = [parse_stored(body) for body in raws]
+    record.resources = [fhirjson.loads_trusted(body) for body in raws]
     find_references = _reference_finder(base_url)
     known = {_key(r) for r in record.resources} | {f"Patient/{patient_id}"}
     frontier = [(patient, fhirjson.dumps(patient))] + [
@@ -269,22 +268,6 @@ def _last_write(connection: Connection) -> int | None:
     return connection.execute(select(func.max(resource_version.c.vkey))).scalar()
 
 
-_EXACT_NUMBER = re.compile(rb'(?:"\s*:|[\[,])\s*(?:-?[0-9]+[.eE]|-0(?![0-9])|-?[0-9]{19})')
-
-
-def parse_stored(raw: bytes) -> Any:
-    """Stored JSON -> dicts, as `fhirjson.loads_trusted` gives them. orjson when the body has no number whose
-    lexical form matters (a fraction or exponent: FHIR decimals keep their precision; -0; more than 64 bits):
-    every JSON number follows `:`, `[` or `,`, so the pattern finds them all (and a few look-alikes in strings,
-    which only take the exact path)."""
-    if _EXACT_NUMBER.search(raw) is None:
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-    return fhirjson.loads_trusted(raw)
-
-
 def _own_url(base_url: str, patient_id: str) -> str:
     return f"{base_url.rstrip('/')}/Patient/{patient_id}"
 
@@ -352,7 +335,7 @@ def _load_many(
         if row.body is not None:
             rows[row.res_key] = (f"{row.type}/{row.id}", row.body)
     shared = _about_other_patients(connection, compartment, list(rows), patient_id, own_url)
-    return {ref: (parse_stored(body), body) for key, (ref, body) in rows.items() if key not in shared}
+    return {ref: (fhirjson.loads_trusted(body), body) for key, (ref, body) in rows.items() if key not in shared}
 
 
 def _about_other_patients(

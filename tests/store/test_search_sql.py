@@ -520,12 +520,42 @@ def test_match_rows_are_the_keyset_pages_with_their_stored_rows(engine, registry
                 assert [row[0] for row in walked] == expected == sorted(search_sql.match_keys(connection, query))
 
 
-def test_kept_statements_are_per_query_and_never_for_ap(registry) -> None:
+def test_kept_statements_are_per_query_shape_and_never_for_ap(registry) -> None:
     cache = search_sql._StatementCache(size=2)
-    jansen = query_for(registry, "Patient", [("family", "jansen")])
-    assert cache.get(jansen, 11, False) is cache.get(query_for(registry, "Patient", [("family", "jansen")]), 11, False)
-    assert cache.get(jansen, 11, False) is not cache.get(jansen, 11, True)  # with a cursor: another statement
-    assert cache.get(jansen, 11, False) is not cache.get(query_for(registry, "Patient", [("family", "x")]), 11, False)
+
+    def kept(resource_type: str, params: list[tuple[str, str]], paged: bool = False):  # type: ignore[no-untyped-def]
+        return cache.get(query_for(registry, resource_type, params), 11, paged)
+
+    jansen, _ = kept("Patient", [("family", "jansen")])
+    assert jansen is kept("Patient", [("family", "jansen")])[0]
+    assert jansen is not kept("Patient", [("family", "jansen")], paged=True)[0]  # with a cursor: another statement
+    assert jansen is not kept("Patient", [("family", "x")])[0]  # other values (not dates): another statement
+    # dates are bound parameters: another date is the same statement with other values
+    first, first_values = kept("Patient", [("birthdate", "ge2020")])
+    second, second_values = kept("Patient", [("birthdate", "ge2021-06-15")])
+    assert first is second
+    assert first_values == {"date_0_low": "2020-01-01T00:00:00.000000", "date_0_after": "2021-01-01T00:00:00.000000"}
+    assert second_values["date_0_low"] == "2021-06-15T00:00:00.000000"
+    assert kept("Patient", [("birthdate", "le2020")])[0] is not first  # another prefix: another statement
     near = query_for(registry, "Patient", [("birthdate", "ap2020-06-15")])
-    assert cache.get(near, 11, False) is not cache.get(near, 11, False)
+    assert cache.get(near, 11, False)[0] is not cache.get(near, 11, False)[0]
     assert len(cache._items) == 2  # bounded
+
+
+def test_kept_statements_bind_each_date_of_a_query(engine, registry) -> None:
+    """Two dates in one query, and one in a chain: a reused statement finds what a statement built for the values
+    (`match_keys`) finds."""
+    cases = [
+        ("Patient", [("birthdate", "ge2000"), ("birthdate", "lt2030"), ("_lastUpdated", "ge2000")], None),
+        ("Patient", [("birthdate", "ge2030"), ("birthdate", "lt2040"), ("_lastUpdated", "ge2000")], 0),
+        ("Patient", [("birthdate", "ge2020-03"), ("birthdate", "lt2021"), ("_lastUpdated", "ge2000")], None),
+        ("Patient", [("birthdate", "ge2000"), ("birthdate", "lt2030"), ("_lastUpdated", "ge2100")], 0),
+        ("Observation", [("subject:Patient.birthdate", "ge2000")], None),
+        ("Observation", [("subject:Patient.birthdate", "ge2100")], 0),
+    ]
+    with engine.connect() as connection:
+        for resource_type, params, count in cases:
+            query = query_for(registry, resource_type, params)
+            keys = sorted(search_sql.match_keys(connection, query))
+            assert [row[0] for row in search_sql.match_rows(connection, query)] == keys
+            assert (len(keys) == count) if count is not None else keys, (params, keys)
