@@ -31,6 +31,7 @@ from gateway.fhir.profile_validation import ProfileValidation
 from gateway.fhir.routes import FhirEndpoint
 from gateway.fhir.validate_operation import validate_operation
 from gateway.fhir.write_checks import WriteChecks
+from gateway.gc_tuning import tune_for_serving
 from gateway.ingest.routes import register as register_ingest
 from gateway.limits.resource_size import ResourceSizeLimits
 from gateway.limits.search_size import SearchSizeLimits
@@ -134,4 +135,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 def app_from_environment() -> FastAPI:
     """uvicorn factory for `zcc-gateway serve` (each worker builds its own services from ZCC_* variables)."""
-    return create_app(Settings())
+    app = create_app(Settings())
+    tune_for_serving()  # after start-up: what is loaded now lives as long as the worker
+    return app
