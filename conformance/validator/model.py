@@ -17,6 +17,10 @@ FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhi
 BEST_PRACTICE_EXT = "http://hl7.org/fhir/StructureDefinition/elementdefinition-bestpractice"
 
 
+# invariants checked structurally, never by their FHIRPath (ele-1: an element has a value or children)
+NATIVE_INVARIANTS = frozenset({"ele-1"})
+
+
 class ProfileError(ValueError):
     """The StructureDefinition cannot be used for validation (no snapshot, broken element ids...)."""
 
@@ -78,14 +82,33 @@ class ElementNode:
     is_modifier: bool = False
     min_value: Any = None
     max_value: Any = None
+    # derived from `name` once (the walker asks for them for every element of every instance object)
+    _is_choice: bool = field(init=False, repr=False)
+    _json_name: str = field(init=False, repr=False)
+    _companion: str = field(init=False, repr=False)  # `_name`: a primitive's id/extension companion
+    _invariants: tuple[Constraint, ...] = field(init=False, repr=False)  # the constraints but the native ones
+    _item_rules: bool = field(init=False, repr=False)  # whether a value here has anything to check itself
+    _choice_codes: dict[str, str] = field(init=False, repr=False)  # a choice's JSON suffixes -> type codes
+    _single_code: str | None = field(init=False, repr=False)  # the type code when there is exactly one type
+
+    def __post_init__(self) -> None:
+        self._is_choice = self.name.endswith("[x]")
+        self._json_name = self.name[:-3] if self._is_choice else self.name
+        self._companion = "_" + self._json_name
+        self._choice_codes = {t.code[:1].upper() + t.code[1:]: t.code for t in self.types} if self._is_choice else {}
+        self._single_code = self.types[0].code if len(self.types) == 1 else None
+        self._invariants = tuple(c for c in self.constraints if c.key not in NATIVE_INVARIANTS)
+        self._item_rules = (self.fixed is not None or self.pattern is not None or self.max_length is not None
+                            or self.min_value is not None or self.max_value is not None or self.binding is not None
+                            or bool(self._invariants))
 
     @property
     def is_choice(self) -> bool:
-        return self.name.endswith("[x]")
+        return self._is_choice
 
     @property
     def json_name(self) -> str:
-        return self.name[:-3] if self.is_choice else self.name
+        return self._json_name
 
     @property
     def type_codes(self) -> tuple[str, ...]:

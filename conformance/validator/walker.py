@@ -18,14 +18,14 @@ from conformance.validator.checks import bindings, core_invariants, narrative, r
 from conformance.validator.checks.questionnaire import check_attachment_size
 from conformance.validator.checks.values import describe, matches_fixed, matches_pattern
 from conformance.validator.issues import Issue
-from conformance.validator.model import CORE_PREFIX, CompiledProfile, ElementNode, TypeRef
+from conformance.validator.model import CORE_PREFIX, NATIVE_INVARIANTS, CompiledProfile, ElementNode, TypeRef
 from conformance.validator.registry import ProfileRegistry
 
 PRIMITIVE_TYPES = frozenset({
     "boolean", "integer", "string", "decimal", "uri", "url", "canonical", "base64Binary", "instant", "date",
     "dateTime", "time", "code", "oid", "id", "markdown", "unsignedInt", "positiveInt", "uuid", "xhtml",
 })
-_NATIVE_INVARIANTS = frozenset({"ele-1"})  # checked structurally (an element has a value or children)
+_NATIVE_INVARIANTS = NATIVE_INVARIANTS  # checked structurally (an element has a value or children)
 _CODED_TYPES = frozenset({"Coding"})
 
 
@@ -88,7 +88,15 @@ class Walker:
     def walk_object(self, obj: dict[str, Any], node: ElementNode, profile: CompiledProfile, scope: ResourceScope,
                     expression: str, is_base: bool) -> None:
         for child in node.children.values():
-            items = self.gather(obj, child, expression, profile)
+            if child._is_choice:
+                items = self.gather(obj, child, expression, profile)
+            else:  # `gather` inlined for the common case
+                value, extra = obj.get(child._json_name), obj.get(child._companion)
+                if value is None and extra is None:
+                    if child.min > 0:  # absent: only a minimum to report
+                        self.check_cardinality(child, 0, expression, profile)
+                    continue
+                items = _items(value, extra, child._single_code, f"{expression}.{child._json_name}")
             self.check_cardinality(child, len(items), expression, profile)
             if not items:
                 continue
@@ -102,7 +110,7 @@ class Walker:
         name = node.json_name
         if node.is_choice:
             items: list[Item] = []
-            allowed = {_json_suffix(code): code for code in node.type_codes}
+            allowed = node._choice_codes  # {_json_suffix(code): code for code in node.type_codes}
             for key in obj:
                 bare = key[1:] if key.startswith("_") else key
                 if not bare.startswith(name) or not bare[len(name):][:1].isupper():
@@ -121,7 +129,7 @@ class Walker:
                     continue
                 items.extend(_items(obj.get(bare), obj.get("_" + bare), code, item_expression))
             return items
-        code = node.types[0].code if len(node.types) == 1 else None
+        code = node._single_code
         if name not in obj and "_" + name not in obj:
             return []
         return _items(obj.get(name), obj.get("_" + name), code, f"{expression}.{name}")
@@ -209,8 +217,8 @@ class Walker:
                   is_base: bool, base_node: ElementNode | None = None) -> None:
         self.check_item_rules(item, node, profile, scope)
         type_code = item.type_code
-        if type_code is None and len(node.types) == 1:
-            type_code = node.types[0].code
+        if type_code is None:
+            type_code = node._single_code
         value = item.value
         type_ref = _type_ref(node, type_code) or (_type_ref(base_node, type_code) if base_node else None)
         if type_code == "xhtml" and is_base and isinstance(value, str):
@@ -274,6 +282,8 @@ class Walker:
     # -- rules on one value -------------------------------------------------------------------------------------
 
     def check_item_rules(self, item: Item, node: ElementNode, profile: CompiledProfile, scope: ResourceScope) -> None:
+        if not node._item_rules:  # no fixed/pattern value, length, range, binding or (non-native) invariant
+            return
         value = item.value
         expression = item.expression
         if node.fixed is not None and value is not None and not matches_fixed(value, node.fixed):
@@ -289,7 +299,7 @@ class Walker:
                         f"value is longer than permitted maximum length of {node.max_length}", expression, profile)
         if node.min_value is not None or node.max_value is not None:
             self._check_range(value, node, expression, profile)
-        type_code = item.type_code or (node.types[0].code if len(node.types) == 1 else None)
+        type_code = item.type_code or node._single_code
         if node.binding is not None and type_code is not None and value is not None:
             binding = node.binding
             if type_code == "Quantity" and binding.strength == "required" and len(node.types) > 1:
@@ -298,7 +308,7 @@ class Walker:
                 binding = replace(binding, strength="extensible")
             bindings.check_binding(value, type_code, binding, self.registry.terminology,
                                    lambda s, c, m: self.report(s, c, m, expression, profile, "binding"))
-        if node.constraints:
+        if node._invariants:
             self.check_invariants(item, node, profile, scope, type_code)
 
     def _check_range(self, value: Any, node: ElementNode, expression: str, profile: CompiledProfile) -> None:
@@ -312,8 +322,8 @@ class Walker:
             return
         focus: Any = None
         environment: Environment | None = None
-        for constraint in node.constraints:
-            if constraint.key in _NATIVE_INVARIANTS or constraint.key in self.skip_invariants:
+        for constraint in node._invariants:  # the native ones (ele-1) left out
+            if constraint.key in self.skip_invariants:
                 continue
             done = (item.expression, constraint.key, constraint.expression)
             if done in scope.evaluated:

@@ -75,9 +75,16 @@ def test_an_unchanged_update_is_a_new_version_with_the_same_index(store: Resourc
     assert before["token"] and before["reference"] and before["quantity"] and before["date"]
     statements: list[str] = []
     event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    if store.engine.dialect.name == "sqlite":  # the store writes on the driver's cursor there: trace the driver
+        event.listen(store.engine, "connect", lambda driver, _: driver.set_trace_callback(statements.append))
+        store.engine.dispose()  # the next write connects afresh, traced
+    indexed = store.indexer
+    store.indexer = lambda body: pytest.fail("the unchanged update was indexed again")  # type: ignore[assignment]
     assert save(store, OBSERVATION) == 2
     assert save(store, OBSERVATION) == 3
     assert statements and not [s for s in statements if "idx_" in s]  # the index was not rewritten
+    assert any("resource_version" in s for s in statements)
+    store.indexer = indexed
     assert versions(store) == 3
     assert index_rows(store, "o1") == before
 
