@@ -163,6 +163,20 @@ def _stored_row(row: Any) -> StoredResource:
                           body if body is None or isinstance(body, bytes) else bytes(body))
 
 
+def _next_version(body: dict[str, Any], resource_id: str, current: StoredResource | None,
+                  if_match: int | None) -> tuple[int, str, bytes]:
+    """The version that `save` writes over `current` (VersionConflict if `if_match` does not name it): its number,
+    time and stored bytes; `body` is stamped with them (id, meta.versionId, meta.lastUpdated) in place."""
+    if if_match is not None and (current is None or current.version != if_match or current.deleted):
+        raise VersionConflict(0 if current is None else current.version)
+    version = 1 if current is None else current.version + 1
+    last_updated = now_instant()
+    stamped = _stamped(body, resource_id, version, last_updated)
+    body.clear()
+    body.update(stamped)
+    return version, last_updated, fhirjson.dumps(body)
+
+
 class ResourceStore:
     def __init__(self, engine: Engine, indexer: Indexer) -> None:
         self.engine = engine
@@ -312,14 +326,7 @@ class ResourceStore:
         postgresql = connection.dialect.name == "postgresql"
         current = self._lock_current(connection, resource_type, resource_id, wait_for_creator=not postgresql)
         for _ in range(3):
-            if if_match is not None and (current is None or current.version != if_match or current.deleted):
-                raise VersionConflict(0 if current is None else current.version)
-            version = 1 if current is None else current.version + 1
-            last_updated = now_instant()
-            stamped = _stamped(body, resource_id, version, last_updated)
-            body.clear()
-            body.update(stamped)
-            data = fhirjson.dumps(body)
+            version, last_updated, data = _next_version(body, resource_id, current, if_match)
             values = {"version": version, "last_updated": last_updated, "deleted": False, "body": data}
             if current is not None:
                 res_key = current.res_key
@@ -361,14 +368,7 @@ class ResourceStore:
         transaction holds the database's write lock, so no one creates the row meanwhile."""
         found = raw.execute(_SQLITE_GET_CURRENT, (resource_type, resource_id)).fetchone()
         current = None if found is None else _stored_row(found)
-        if if_match is not None and (current is None or current.version != if_match or current.deleted):
-            raise VersionConflict(0 if current is None else current.version)
-        version = 1 if current is None else current.version + 1
-        last_updated = now_instant()
-        stamped = _stamped(body, resource_id, version, last_updated)
-        body.clear()
-        body.update(stamped)
-        data = fhirjson.dumps(body)
+        version, last_updated, data = _next_version(body, resource_id, current, if_match)
         if current is None:
             res_key = raw.execute(_SQLITE_INSERT_RESOURCE,
                                   (resource_type, resource_id, version, last_updated, 0, data)).fetchone()[0]
