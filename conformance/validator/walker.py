@@ -18,14 +18,13 @@ from conformance.validator.checks import bindings, core_invariants, narrative, r
 from conformance.validator.checks.questionnaire import check_attachment_size
 from conformance.validator.checks.values import describe, matches_fixed, matches_pattern
 from conformance.validator.issues import Issue
-from conformance.validator.model import CORE_PREFIX, NATIVE_INVARIANTS, CompiledProfile, ElementNode, TypeRef
+from conformance.validator.model import CORE_PREFIX, CompiledProfile, ElementNode, TypeRef
 from conformance.validator.registry import ProfileRegistry
 
 PRIMITIVE_TYPES = frozenset({
     "boolean", "integer", "string", "decimal", "uri", "url", "canonical", "base64Binary", "instant", "date",
     "dateTime", "time", "code", "oid", "id", "markdown", "unsignedInt", "positiveInt", "uuid", "xhtml",
 })
-_NATIVE_INVARIANTS = NATIVE_INVARIANTS  # checked structurally (an element has a value or children)
 _CODED_TYPES = frozenset({"Coding"})
 
 
@@ -110,7 +109,7 @@ class Walker:
         name = node.json_name
         if node.is_choice:
             items: list[Item] = []
-            allowed = node._choice_codes  # {_json_suffix(code): code for code in node.type_codes}
+            allowed = node._choice_codes  # JSON suffix (`Quantity`, `String`) -> type code
             for key in obj:
                 bare = key[1:] if key.startswith("_") else key
                 if not bare.startswith(name) or not bare[len(name):][:1].isupper():
@@ -498,10 +497,6 @@ def _items(value: Any, extra: Any, type_code: str | None, expression: str) -> li
     if value is None and extra is None:
         return []
     return [Item(value, extra, type_code, expression, 0)]
-
-
-def _json_suffix(code: str) -> str:
-    return code[:1].upper() + code[1:]
 
 
 def _type_name(suffix: str) -> str:
