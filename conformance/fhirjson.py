@@ -145,9 +145,18 @@ def loads(raw: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
         raise FhirJsonError(f"JSON nesting deeper than {max_depth} levels") from None
 
 
-def loads_trusted(raw: bytes | str) -> Any:
-    """Parse JSON the gateway wrote itself (stored resources, packages): fast, decimals kept."""
-    return json.loads(raw, parse_float=FhirDecimal, parse_int=_parse_int)
+def loads_trusted(raw: bytes | bytearray | str) -> Any:
+    """Parse JSON the gateway wrote itself (stored resources, packages): fast, decimals kept. What
+    `json.loads(raw, parse_float=FhirDecimal, parse_int=_parse_int)` does, with one decoder made once instead of
+    one per call (a third of the time of parsing a ~1 KB resource)."""
+    if isinstance(raw, str):
+        if raw.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", raw, 0)
+        return _TRUSTED.decode(raw)
+    return _TRUSTED.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+
+
+_TRUSTED = json.JSONDecoder(parse_float=FhirDecimal, parse_int=_parse_int)
 
 
 def _default(value: Any) -> Any:

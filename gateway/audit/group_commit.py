@@ -58,14 +58,31 @@ class GroupCommit(Generic[Item, Outcome]):
                 batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
             self._run(batch)
         finally:
-            with self._lock:
-                if self._queue:
-                    successor = self._queue[0]
-                    successor.leads = True
-                    successor.done.set()
-                else:
-                    self._leading = False
+            self._hand_over()
         return _result(waiter)
+
+    def run_if_idle(self, write: Callable[[], Outcome]) -> tuple[bool, Outcome | None]:
+        """Run `write()` (a write of one caller's item that never waits) as this round's leader if nobody is writing
+        now: (True, its outcome). If someone is, do nothing and return (False, None) at once: a caller that must not
+        block (the event loop) writes later, elsewhere. Items queued meanwhile go to the next leader as usual."""
+        with self._lock:
+            if self._leading:
+                return False, None
+            self._leading = True
+        try:
+            return True, write()
+        finally:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """The leader is done: appoint the oldest waiter as the next leader, or stand down."""
+        with self._lock:
+            if self._queue:
+                successor = self._queue[0]
+                successor.leads = True
+                successor.done.set()
+            else:
+                self._leading = False
 
     def _run(self, batch: list[_Waiter[Item, Outcome]]) -> None:
         try:

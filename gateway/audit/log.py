@@ -21,6 +21,7 @@ events are committed.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
@@ -188,6 +189,24 @@ class AuditLog:
         except Exception as problem:  # any driver/serialisation failure: fail closed
             raise _write_error(problem) from _wrapped(problem, dialect)
 
+    def append_now(self, engine: Engine, pending: Sequence[Pending], reviews: Sequence[ReviewItem] = ()) -> bool:
+        """`append_all(engine, ...)` for a caller that must never wait (the event loop): True once the events are
+        committed; False, having written nothing, when that would mean waiting: another writer holds the SQLite
+        database, another thread of this process is appending, or the database is not a SQLite file (PostgreSQL
+        commits over the network). Failures other than waiting are an AuditWriteError, as for `append_all`."""
+        if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+            return False
+        try:
+            batched = _Batched(tuple(_canonical(item) for item in pending), tuple(reviews))
+            ran, appended = self._group(engine).run_if_idle(
+                lambda: self._append_alone(engine, batched.pending, batched.reviews, wait=False)
+            )
+        except AuditWriteError:
+            raise
+        except Exception as problem:
+            raise _write_error(problem) from _wrapped(problem, engine.dialect)
+        return ran and appended is not None
+
     def _group(self, engine: Engine) -> GroupCommit[_Batched, list[Appended]]:
         group = self._groups.get(engine)
         if group is None:
@@ -210,8 +229,14 @@ class AuditLog:
         return split
 
     def _append_alone(
-        self, engine: Engine, pending: Sequence[tuple[Pending, bytes]], reviews: Sequence[ReviewItem]
-    ) -> list[Appended]:
+        self,
+        engine: Engine,
+        pending: Sequence[tuple[Pending, bytes]],
+        reviews: Sequence[ReviewItem],
+        wait: bool = True,
+    ) -> list[Appended] | None:
+        """Append in a write transaction of its own. `wait=False` (SQLite on disk only): None at once, nothing
+        written, if another connection holds the database."""
         dialect = engine.dialect
         postgresql = dialect.name == "postgresql"
         # PostgreSQL: a pooled connection per append; SQLite in memory: the pool's (another connection would be
@@ -219,12 +244,17 @@ class AuditLog:
         pooled = postgresql or engine.url.database in (None, "", ":memory:")
         raw = None
         try:
-            raw = engine.raw_connection() if pooled else self._writer(engine)
+            raw = engine.raw_connection() if pooled else self._writer(engine, wait)
             dbapi = raw.dbapi_connection
             cursor = dbapi.cursor()
             try:
                 if not postgresql:
-                    cursor.execute("BEGIN IMMEDIATE")  # the write lock up front (see gateway.store.engine)
+                    try:
+                        cursor.execute("BEGIN IMMEDIATE")  # the write lock up front (see gateway.store.engine)
+                    except sqlite3.OperationalError as busy:
+                        if wait or busy.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                            raise
+                        return None
                 appended = self._append_rows(cursor, postgresql, pending, reviews)
                 dbapi.commit()
                 return appended
@@ -243,18 +273,24 @@ class AuditLog:
             if pooled and raw is not None:
                 raw.close()  # back to the pool
 
-    def _writer(self, engine: Engine) -> Any:
-        writers: dict[Engine, Any] = self._writers.__dict__.setdefault("by_engine", {})
-        raw = writers.get(engine)
+    def _writer(self, engine: Engine, wait: bool = True) -> Any:
+        """This thread's writer connection to a SQLite file; with `wait=False` one whose BEGIN IMMEDIATE fails at
+        once (busy timeout 0) instead of waiting for another writer."""
+        writers: dict[tuple[Engine, bool], Any] = self._writers.__dict__.setdefault("by_engine", {})
+        raw = writers.get((engine, wait))
         if raw is None:
             raw = engine.raw_connection()  # configured by the engine's connect hooks (WAL, busy timeout, ...)
             raw.detach()  # this thread keeps it: it does not hold one of the pool's slots
-            writers[engine] = raw
+            if not wait:
+                raw.dbapi_connection.execute("PRAGMA busy_timeout=0")
+            writers[(engine, wait)] = raw
         return raw
 
     def _drop_writer(self, engine: Engine) -> None:
-        raw = self._writers.__dict__.get("by_engine", {}).pop(engine, None)
-        if raw is not None:
+        writers = self._writers.__dict__.get("by_engine", {})
+        for raw in (writers.pop((engine, True), None), writers.pop((engine, False), None)):
+            if raw is None:
+                continue
             try:
                 raw.close()
             except Exception:  # noqa: BLE001 - already broken

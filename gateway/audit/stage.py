@@ -12,7 +12,9 @@ event per distinct consent decision, written in the data's transaction or before
   batch's AuditEvent, written before the response leaves; its write entries commit one by one with their own
   event (a batch entry's write stands alone, and a write is never committed without its audit);
 - reads, searches, operations and refusals are audited in their own transaction after the handler and
-  before the response is returned;
+  before the response is returned; a read served on the event loop (`RequestScope.on_event_loop`) appends
+  there only if no other writer holds the database, else its append waits on a worker thread, still before
+  the response is returned;
 - if the audit cannot be written the client gets a 500 (or a 503 when the database is unavailable)
   OperationOutcome instead of the data (fail closed).
 
@@ -150,9 +152,22 @@ class AuditStage:
     def _record_alone(
         self, scope: RequestScope, it: Interaction, status: int, diagnostics: str, entries: list[_Entry] | None = None
     ) -> None:
-        """In a write transaction of its own (on this thread's audit writer), committed before returning."""
+        """In a write transaction of its own (on this thread's audit writer), committed before returning. On the
+        event loop, where nothing may wait for the database: appended now if that needs no waiting, else left
+        in `scope.deferred` for the HTTP boundary to append on a worker thread before it answers."""
+        engine = scope.services.store.engine
         try:
-            self.record(scope.services.store.engine, scope, it, status, diagnostics, None, entries)
+            pending, reviews = self.events(scope, it, status, diagnostics, None, entries)
+            if not scope.on_event_loop:
+                self.log.append_all(engine, pending, reviews)
+            elif not self.log.append_now(engine, pending, reviews):
+                scope.deferred.append(lambda: self._append_or_fail(engine, pending, reviews))
+        except AuditWriteError as error:
+            raise _fail_closed(error) from None
+
+    def _append_or_fail(self, engine: Engine, pending: list[Pending], reviews: list[ReviewItem]) -> None:
+        try:
+            self.log.append_all(engine, pending, reviews)
         except AuditWriteError as error:
             raise _fail_closed(error) from None
 
@@ -178,6 +193,19 @@ class AuditStage:
     ) -> None:
         """Append the interaction's AuditEvent and its AuthZconsent events on `target` (a Connection: in its
         transaction; the Engine: in a transaction of their own). Raises AuditWriteError when it cannot."""
+        pending, reviews = self.events(scope, it, status, diagnostics, result, entries)
+        self.log.append_all(target, pending, reviews)
+
+    def events(
+        self,
+        scope: RequestScope,
+        it: Interaction,
+        status: int,
+        diagnostics: str,
+        result: Result | None = None,
+        entries: Iterable[_Entry] | None = None,
+    ) -> tuple[list[Pending], list[ReviewItem]]:
+        """The interaction's AuditEvent, its AuthZconsent events and the break-the-glass review items they open."""
         records = scope.state.get(CONSENT_RECORDS) or {}
         consent = records.get(id(it))
         folded = list(entries or ())
@@ -191,7 +219,7 @@ class AuditStage:
         recorded = self.clock().isoformat(timespec="microseconds")
         event = interaction_event(access, actor, recorded, str(uuid4()), self.site)
         pending = [Pending(event, balp_kind(access), tuple(access.patients), actor.client_id, built=True)]
-        reviews = []
+        reviews: list[ReviewItem] = []
         consents = [consent] + [records.get(id(entry.it)) for entry in folded]
         for decision in _grouped_decisions(consents):
             decision_event = consent_event(decision, access, actor, recorded, str(uuid4()), self.site)
@@ -203,7 +231,7 @@ class AuditStage:
                 reviews.append(ReviewItem(
                     decision_event["id"], decision.patient, actor.client_id, actor.user_id, reason, recorded, expires
                 ))
-        self.log.append_all(target, pending, reviews)
+        return pending, reviews
 
     def _access(self, it: Interaction, status: int, diagnostics: str, consent: Any, result: Result | None) -> Access:
         patients: list[str] = list(getattr(consent, "patients", []) or [])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +39,11 @@ class RequestScope:
     connection: Connection | None = None
     identity: Any = None
     state: dict[str, Any] = field(default_factory=dict)
+    # Served on the server's event loop: a stage must not wait there (for a database lock, a commit over the
+    # network); it leaves such work in `deferred`, which the HTTP boundary runs on a worker thread before it
+    # answers (and answers with its error, if it raises one).
+    on_event_loop: bool = False
+    deferred: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -62,4 +67,11 @@ class RequestScope:
                 yield connection
 
     def child(self, connection: Connection | None) -> RequestScope:
-        return RequestScope(self.services, connection, self.identity, self.state)
+        return RequestScope(self.services, connection, self.identity, self.state, self.on_event_loop, self.deferred)
+
+    def run_deferred(self) -> None:
+        """Run (and forget) the work left for a worker thread, in order; the first error stops it and is raised."""
+        work = list(self.deferred)
+        self.deferred.clear()
+        for item in work:
+            item()

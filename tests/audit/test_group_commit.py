@@ -154,3 +154,54 @@ def test_concurrent_appends_of_their_own_keep_one_intact_chain(engine: Engine) -
     assert result.ok and result.count == THREADS * EACH
     assert sorted(row.seq for row in rows) == sorted(seqs)
     assert all(len(events) == EACH for events in patients.values())
+
+
+# -- a caller that must not wait (the event loop) ----------------------------------------------------------------
+
+
+def test_run_if_idle_writes_at_once_when_nobody_writes_and_never_waits_otherwise() -> None:
+    writer = SlowWriter()
+    commit: GroupCommit[str, str] = GroupCommit(writer)
+    assert commit.run_if_idle(lambda: "now") == (True, "now")
+
+    leading, release = threading.Event(), threading.Event()
+
+    def slow(items: Sequence[str]) -> list[str]:
+        leading.set()
+        release.wait(5)
+        return writer(items)
+
+    blocked: GroupCommit[str, str] = GroupCommit(slow)
+    first = threading.Thread(target=blocked.submit, args=("a",))
+    first.start()
+    leading.wait(5)
+    second_done: list[str] = []
+    second = threading.Thread(target=lambda: second_done.append(blocked.submit("b")))
+    second.start()
+    started = time.perf_counter()
+    ran: list[str] = []
+    assert blocked.run_if_idle(lambda: ran.append("x") or "x") == (False, None)  # type: ignore[func-returns-value]
+    assert time.perf_counter() - started < 0.5 and ran == []  # refused without waiting for the leader
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert second_done == ["written:b"]  # the waiter queued behind the leader was still served
+    assert blocked.run_if_idle(lambda: "later") == (True, "later")  # and leadership was handed back
+
+
+def test_run_if_idle_hands_waiters_queued_meanwhile_to_a_next_leader() -> None:
+    writer = SlowWriter()
+    commit: GroupCommit[str, str] = GroupCommit(writer)
+    served: list[str] = []
+
+    def idle_write() -> str:  # while it "writes", another thread queues up behind it
+        thread = threading.Thread(target=lambda: served.append(commit.submit("queued")))
+        thread.start()
+        time.sleep(0.05)
+        threads.append(thread)
+        return "mine"
+
+    threads: list[threading.Thread] = []
+    assert commit.run_if_idle(idle_write) == (True, "mine")
+    threads[0].join(5)
+    assert served == ["written:queued"]
