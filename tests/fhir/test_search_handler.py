@@ -145,3 +145,33 @@ def test_elements_on_search(client):
     _make_patients(client, family, 1)
     entry = client.get(f"/fhir/Patient?family={family}&_elements=birthDate").json()["entry"][0]["resource"]
     assert "name" not in entry and "birthDate" in entry
+
+
+def test_a_plain_page_is_one_statement_outside_a_transaction_and_a_page_with_includes_a_snapshot(client, services):
+    """A keyset page with nothing counted or included is a single statement: it runs on the autocommit connection
+    (no BEGIN/COMMIT round trips); several statements (here: the page and its _include) share one snapshot."""
+    from sqlalchemy import event
+
+    family = _family()
+    org = client.post(
+        "/fhir/Organization", json={"resourceType": "Organization", "name": family}, headers=FHIR_JSON
+    ).json()
+    _make_patients(client, family, 2, managingOrganization={"reference": f"Organization/{org['id']}"})
+    seen: list[tuple[bool, bool]] = []
+
+    def on_execute(connection, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if "idx_string" in statement and "resource" in statement:  # the page's statement (family is a string)
+            seen.append((bool(connection.get_execution_options().get("single_statement")),
+                         connection.in_transaction() and not connection.get_execution_options().get(
+                             "single_statement")))
+
+    engine = services.store.engine
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        plain = client.get(f"/fhir/Patient?family={family}")
+        included = client.get(f"/fhir/Patient?family={family}&_include=Patient:organization")
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+    assert plain.status_code == included.status_code == 200
+    assert len(included.json()["entry"]) == 3 and len(plain.json()["entry"]) == 2
+    assert seen == [(True, False), (False, True)]
