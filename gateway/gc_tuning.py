@@ -1,4 +1,5 @@
-"""Garbage-collector settings for a long-running server process.
+"""Garbage-collector settings for a long-running server process (and for the worker processes of
+`zcc-gateway ingest --jobs N`).
 
 A request allocates tens of thousands of containers (a 200-resource page: ~40,000 dicts and lists) that live until
 its response is written and are then freed by reference counting. With CPython's default young-generation

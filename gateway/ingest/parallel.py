@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.gc_tuning import tune_for_serving
 from gateway.ingest.service import IngestResult, IngestService
 
 _service: IngestService | None = None
@@ -31,6 +32,7 @@ def _start_worker(database_url: str | None, barrier: Any) -> None:
     settings = Settings(database_url=database_url) if database_url else Settings()
     _service = IngestService(build_services(settings))
     _worker_barrier[0] = barrier
+    tune_for_serving()  # what start-up loaded lives as long as the worker, as in a serving process
 
 
 def _meet(_: int) -> None:

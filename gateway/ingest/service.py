@@ -23,7 +23,15 @@ from gateway.ingest.identity import PatientDecision, conflicting_demographics, d
 from gateway.ingest.locks import message_locks
 from gateway.ingest.provenance import ingestion_provenance
 from gateway.ingest.records import ACCEPTED, DUPLICATE, REJECTED, IngestRecord, IngestRecords
-from gateway.ingest.validation import OutputValidation, Validated, prevalidated_write_checks, validate_output
+from gateway.ingest.validation import (
+    OutputValidation,
+    Structured,
+    Validated,
+    check_structure,
+    prevalidated_write_checks,
+    structure_checker_of,
+    validate_output,
+)
 from gateway.store.availability import unavailable_reason
 from gateway.store.repository import StoredResource, as_current
 
@@ -72,10 +80,13 @@ class IngestService:
         self._output_validation: OutputValidation | None = None
 
     def _validation(self) -> OutputValidation:
-        """One result cache per validator (the services' validator is set once at start-up)."""
+        """One result cache per validator and write checks' structure checker (both set once at start-up)."""
         current = self._output_validation
-        if current is None or current.validation is not self.services.validation:
-            current = self._output_validation = OutputValidation(self.services.validation)
+        structure_checker = structure_checker_of(self.services.write_checks, self.services.validation)
+        if (current is None or current.validation is not self.services.validation
+                or current.structure_checker is not structure_checker):
+            current = self._output_validation = OutputValidation(self.services.validation,
+                                                                 structure_checker=structure_checker)
         return current
 
     # -- entry points --------------------------------------------------------------------------------------
@@ -203,7 +214,11 @@ class IngestService:
         if errors:  # lenient: accepted, the errors stay visible as warnings
             for issue in errors:
                 issue.severity = "warning"
-        response = self._write(written, identity, validated, lenient)
+        # what the write transaction would do per resource but need not do there (on SQLite it holds the one write
+        # lock other ingestion processes wait for): the write checks' structure check and the index rows
+        structured = check_structure(written, output)
+        self.services.store.prepare_index(written)
+        response = self._write(written, identity, validated, lenient, structured, output.structure_checker)
         record.status = ACCEPTED
         record.resources = _locations(response, resources, unchanged)
         record.outcome = operation_outcome(issues) if issues else None
@@ -274,11 +289,13 @@ class IngestService:
                 if stored is not None and as_current(stored, r) is not None}
 
     def _write(self, resources: list[dict[str, Any]], identity: Any, validated: Validated,
-               lenient: bool = False) -> dict[str, Any]:
+               lenient: bool = False, structured: Structured | None = None, structured_by: Any = None
+               ) -> dict[str, Any]:
         """One transaction through the FHIR pipeline: every stage (scopes, consent, audit) applies. The write checks
-        reuse the validation just done for every resource written as validated (not validated twice)."""
+        reuse the validation and the structure check just done (by `structured_by`) for every resource written as
+        checked (not checked twice, and not inside the write transaction)."""
         services = replace(self.services, write_checks=prevalidated_write_checks(
-            self.services.write_checks, self.services.validation, validated, lenient))
+            self.services.write_checks, self.services.validation, validated, lenient, structured, structured_by))
         it = interaction_for("POST", "", [], services.resource_types, {}, transaction_bundle(resources))
         result = services.pipeline.dispatch(RequestScope(services, identity=identity), it)
         return result.body_resource() or {}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,14 +104,22 @@ _INDEX_COLUMNS = {kind: tuple(column.name for column in table.columns if column.
 _SQLITE_INSERT_INDEX = {kind: f"INSERT INTO {table.name} (res_key, {', '.join(_INDEX_COLUMNS[kind])}) "
                               f"VALUES ({', '.join('?' * (len(_INDEX_COLUMNS[kind]) + 1))})"
                         for kind, table in INDEX_TABLES.items()}
+# PostgreSQL, inside a transaction: `get` and `save` likewise run their statements as SQL text on the connection's
+# DB-API cursor (psycopg prepares a statement it has run a few times, by its text, either way): SQLAlchemy's
+# execution machinery cost more CPU than these statements' own work in the gateway, four per new resource.
+_PG_RESOURCE_COLUMNS = ", ".join(_RESOURCE_COLUMNS)
+_PG_GET_CURRENT = f"SELECT {_PG_RESOURCE_COLUMNS} FROM resource WHERE type = %s AND id = %s"
+_PG_LOCK_CURRENT = _PG_GET_CURRENT + " FOR UPDATE"
+_PG_INSERT_RESOURCE_IF_ABSENT = ("INSERT INTO resource (type, id, version, last_updated, deleted, body) "
+                                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (type, id) DO NOTHING RETURNING res_key")
 # the columns SQLAlchemy binds as floats on SQLite (Float: no native decimal), by position after res_key
 _FLOAT_COLUMNS = {kind: frozenset(column.name for column in table.columns if isinstance(column.type, Float))
                   for kind, table in INDEX_TABLES.items()}
 
 
-class _SqliteCursor:
-    """The DB-API cursor of a SQLite connection that is in a transaction; driver errors raised as SQLAlchemy's
-    (as its execution would), so callers see the same exceptions either way."""
+class _DriverCursor:
+    """The DB-API cursor of a connection that is in a transaction; driver errors raised as SQLAlchemy's (as its
+    execution would), so callers see the same exceptions either way."""
 
     __slots__ = ("cursor", "error")
 
@@ -134,11 +143,18 @@ class _SqliteCursor:
         self.cursor.close()
 
 
-def _raw_sqlite(connection: Connection) -> _SqliteCursor | None:
+def _raw_sqlite(connection: Connection) -> _DriverCursor | None:
     """A raw cursor when `connection` is SQLite in a transaction (nothing for SQLAlchemy to begin); else None."""
     if connection.dialect.name != "sqlite" or not connection.in_transaction():
         return None
-    return _SqliteCursor(connection)
+    return _DriverCursor(connection)
+
+
+def _raw_postgresql(connection: Connection) -> _DriverCursor | None:
+    """A raw cursor when `connection` is PostgreSQL in a transaction (SQLAlchemy knows it began); else None."""
+    if connection.dialect.name != "postgresql" or not connection.in_transaction():
+        return None
+    return _DriverCursor(connection)
 
 
 def _index_parameters(kind: str, res_key: int, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -183,6 +199,9 @@ class ResourceStore:
         self.indexer = indexer
         self._readers = threading.local()
         self.single_statements = SingleStatements.of(engine)  # this thread's autocommit connection
+        # index rows extracted ahead of a save (`prepare_index`), by _index_key; each used once
+        self._prepared: OrderedDict[bytes, tuple[Indexer, dict[str, list[dict[str, Any]]]]] = OrderedDict()
+        self._prepared_lock = threading.Lock()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -225,6 +244,13 @@ class ResourceStore:
         if raw is not None:
             try:
                 found = raw.execute(_SQLITE_GET_CURRENT, (resource_type, resource_id)).fetchone()
+            finally:
+                raw.close()
+            return None if found is None else _stored_row(found)
+        raw = _raw_postgresql(connection)
+        if raw is not None:
+            try:
+                found = raw.execute(_PG_GET_CURRENT, (resource_type, resource_id)).fetchone()
             finally:
                 raw.close()
             return None if found is None else _stored_row(found)
@@ -303,6 +329,42 @@ class ResourceStore:
         return [_history_entry(row) for row in rows], total, until_vkey
 
     # -- writes -------------------------------------------------------------------------------------
+    def prepare_index(self, bodies: Iterable[dict[str, Any]]) -> None:
+        """Extract the index rows of resources about to be saved, before the write transaction: on SQLite it holds
+        the database's one write lock, which other writers (ingestion processes) wait for, so what can be done
+        before it should be. A later `save` of exactly such content (under the same type and id) uses the rows
+        instead of extracting them again; any other save extracts as usual. The rows of a version do not depend
+        on its number or time (no index expression reads meta.versionId or meta.lastUpdated, see
+        `_same_content`), so they are extracted here from the content stamped with placeholders. At most
+        `PREPARED_INDEX_SIZE` are kept (the oldest dropped), each used once."""
+        indexer = self.indexer
+        for body in bodies:
+            resource_id = body.get("id")
+            if not isinstance(resource_id, str) or not isinstance(body.get("resourceType"), str):
+                continue
+            stamped = _stamped(body, resource_id, 1, _PREPARED_TIME)
+            key = _index_key(fhirjson.dumps(stamped), body["resourceType"], resource_id, 1, _PREPARED_TIME)
+            if key is None:
+                continue
+            rows = indexer(stamped)
+            with self._prepared_lock:
+                self._prepared[key] = (indexer, rows)
+                while len(self._prepared) > PREPARED_INDEX_SIZE:
+                    self._prepared.popitem(last=False)
+
+    def _index_rows(self, body: dict[str, Any], resource_type: str, resource_id: str, version: int,
+                    last_updated: str, data: bytes) -> dict[str, list[dict[str, Any]]]:
+        """The index rows of `body`, stamped and serialised as `data`: prepared ones when there are, else
+        extracted now."""
+        if self._prepared:
+            key = _index_key(data, resource_type, resource_id, version, last_updated)
+            if key is not None:
+                with self._prepared_lock:
+                    prepared = self._prepared.pop(key, None)
+                if prepared is not None and prepared[0] is self.indexer:
+                    return prepared[1]
+        return self.indexer(body)
+
     def save(
         self,
         connection: Connection,
@@ -324,6 +386,13 @@ class ResourceStore:
             finally:
                 raw.close()
         postgresql = connection.dialect.name == "postgresql"
+        if postgresql:
+            raw = _raw_postgresql(connection)
+            if raw is not None:
+                try:
+                    return self._save_postgresql(raw, body, resource_type, resource_id, if_match)
+                finally:
+                    raw.close()
         current = self._lock_current(connection, resource_type, resource_id, wait_for_creator=not postgresql)
         for _ in range(3):
             version, last_updated, data = _next_version(body, resource_id, current, if_match)
@@ -347,7 +416,7 @@ class ResourceStore:
         reindex = current is None or not _same_content(current, body)
         method = "POST" if current is None else "PUT"
         version_row = {"res_key": res_key, "type": resource_type, "id": resource_id, "method": method, **values}
-        rows = self.indexer(body) if reindex else None
+        rows = self._index_rows(body, resource_type, resource_id, version, last_updated, data) if reindex else None
         if postgresql:
             _write_in_one(connection, version_row, update=current is not None, clear=reindex and current is not None,
                           rows=rows)
@@ -362,7 +431,7 @@ class ResourceStore:
         created = current is None or current.deleted
         return StoredResource(res_key, resource_type, resource_id, version, last_updated, False, data), created
 
-    def _save_sqlite(self, raw: _SqliteCursor, body: dict[str, Any], resource_type: str, resource_id: str,
+    def _save_sqlite(self, raw: _DriverCursor, body: dict[str, Any], resource_type: str, resource_id: str,
                      if_match: int | None) -> tuple[StoredResource, bool]:
         """`save` on SQLite in a transaction: the same statements in the same order, on the raw cursor. The
         transaction holds the database's write lock, so no one creates the row meanwhile."""
@@ -375,7 +444,7 @@ class ResourceStore:
         else:
             res_key = current.res_key
         reindex = current is None or not _same_content(current, body)
-        rows = self.indexer(body) if reindex else None
+        rows = self._index_rows(body, resource_type, resource_id, version, last_updated, data) if reindex else None
         if current is not None:
             raw.execute(_SQLITE_UPDATE_RESOURCE, (version, last_updated, 0, data, res_key))
             if reindex:
@@ -387,6 +456,37 @@ class ResourceStore:
             for kind, kind_rows in rows.items():
                 if kind_rows:
                     raw.executemany(_SQLITE_INSERT_INDEX[kind], _index_parameters(kind, res_key, kind_rows))
+        created = current is None or current.deleted
+        return StoredResource(res_key, resource_type, resource_id, version, last_updated, False, data), created
+
+    def _save_postgresql(self, raw: _DriverCursor, body: dict[str, Any], resource_type: str, resource_id: str,
+                         if_match: int | None) -> tuple[StoredResource, bool]:
+        """`save` on PostgreSQL in a transaction: the same statements in the same order as the SQLAlchemy path,
+        on the raw cursor."""
+        current = _pg_lock_current(raw, resource_type, resource_id)
+        for _ in range(3):
+            version, last_updated, data = _next_version(body, resource_id, current, if_match)
+            if current is not None:
+                res_key = current.res_key
+                break
+            # a concurrent creator of the same id makes this insert wait for its commit (unique key) and then do
+            # nothing; the row is then updated as usual. No advisory lock needed around the create.
+            inserted = raw.execute(_PG_INSERT_RESOURCE_IF_ABSENT,
+                                   (resource_type, resource_id, version, last_updated, False, data)).fetchone()
+            if inserted is not None:
+                res_key = inserted[0]
+                break
+            current = _pg_lock_current(raw, resource_type, resource_id)
+        else:
+            raise RuntimeError(f"{resource_type}/{resource_id} could neither be created nor found")
+        reindex = current is None or not _same_content(current, body)
+        method = "POST" if current is None else "PUT"
+        version_row = {"res_key": res_key, "type": resource_type, "id": resource_id, "method": method,
+                       "version": version, "last_updated": last_updated, "deleted": False, "body": data}
+        rows = self._index_rows(body, resource_type, resource_id, version, last_updated, data) if reindex else None
+        sql, parameters = _write_in_one_statement(version_row, update=current is not None,
+                                                  clear=reindex and current is not None, rows=rows)
+        raw.execute(sql, parameters)
         created = current is None or current.deleted
         return StoredResource(res_key, resource_type, resource_id, version, last_updated, False, data), created
 
@@ -465,8 +565,19 @@ def _write_in_one_sql(update: bool, clear: bool, index: bool) -> str:
     return f"WITH {', '.join(parts)} {version}" if parts else version
 
 
+def _pg_lock_current(raw: _DriverCursor, resource_type: str, resource_id: str) -> StoredResource | None:
+    found = raw.execute(_PG_LOCK_CURRENT, (resource_type, resource_id)).fetchone()
+    return None if found is None else _stored_row(found)
+
+
 def _write_in_one(connection: Connection, version_row: dict[str, Any], update: bool, clear: bool,
                   rows: dict[str, list[dict[str, Any]]] | None) -> None:
+    connection.exec_driver_sql(*_write_in_one_statement(version_row, update, clear, rows))
+
+
+def _write_in_one_statement(version_row: dict[str, Any], update: bool, clear: bool,
+                            rows: dict[str, list[dict[str, Any]]] | None) -> tuple[str, dict[str, Any]]:
+    """The statement `_write_in_one` runs, and its parameters."""
     parameters = dict(version_row)
     if rows is not None:
         for kind, columns in _ARRAY_TYPES.items():
@@ -476,7 +587,7 @@ def _write_in_one(connection: Connection, version_row: dict[str, Any], update: b
                 if sql_type == "float8":  # one element type per array (the driver refuses ints among floats)
                     values = [None if v is None else float(v) for v in values]
                 parameters[f"{kind}_{name}"] = values
-    connection.exec_driver_sql(_write_in_one_sql(update, clear, rows is not None), parameters)
+    return _write_in_one_sql(update, clear, rows is not None), parameters
 
 
 def _stamped_meta(meta: dict[str, Any], version: int, last_updated: str) -> dict[str, Any]:
@@ -492,6 +603,22 @@ def _stamped(body: dict[str, Any], resource_id: str, version: int, last_updated:
     meta = _stamped_meta(meta if isinstance(meta, dict) else {}, version, last_updated)
     rest = {key: value for key, value in body.items() if key not in {"resourceType", "id", "meta"}}
     return {"resourceType": body["resourceType"], "id": resource_id, "meta": meta, **rest}
+
+
+PREPARED_INDEX_SIZE = 1024
+_PREPARED_TIME = "0001-01-01T00:00:00.000000+00:00"
+
+
+def _index_key(data: bytes, resource_type: str, resource_id: str, version: int, last_updated: str) -> bytes | None:
+    """`data`, a version's stored bytes (as `_stamped` orders it: resourceType, id, then meta with versionId and
+    lastUpdated first), without the values of meta.versionId and meta.lastUpdated: equal keys, equal content
+    apart from those two. None when `data` does not begin that way."""
+    head = b"".join((b'{"resourceType":', fhirjson.dumps(resource_type), b',"id":', fhirjson.dumps(resource_id),
+                     b',"meta":{"versionId":'))
+    stamp = b"".join((fhirjson.dumps(str(version)), b',"lastUpdated":', fhirjson.dumps(last_updated)))
+    if not data.startswith(head) or not data.startswith(stamp, len(head)):
+        return None
+    return head + data[len(head) + len(stamp):]
 
 
 def _same_content(current: StoredResource, body: dict[str, Any]) -> bool:

@@ -47,10 +47,15 @@ VALUES: dict[str, list[Any]] = {
     "comparator": [None, "<"],
     "low": [None, {"value": 1}],
     "high": [None, {"value": 2}, {}],
+    "identifier": [None, [{"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": "1"}], [], [{}],
+                   {"value": "1"}, [None]],
+    "name": [None, "Huisartsenpost", "", ["Huisartsenpost"], [""]],
 }
 
 
 def _type_for(expression: str) -> str:
+    if "identifier" in expression:
+        return "Organization"
     if "SOAPLineCode" in expression:
         return "Composition"
     if "component" in expression or "dataAbsentReason" in expression:
@@ -87,8 +92,8 @@ def test_a_shortcut_holds_only_where_the_invariant_does(expression: str) -> None
         if not shortcut(sample):
             continue
         decided += 1
-        resource = {"resourceType": type_name, **sample} if type_name in ("Observation", "Condition",
-                                                                          "Composition") else None
+        resource = {"resourceType": type_name, **sample} if type_name in ("Observation", "Condition", "Composition",
+                                                                          "Organization") else None
         focus = resource if resource is not None else ResourceNode.create_node(sample, type_name)
         environment = Environment(resource=resource or sample, root_resource=resource or sample)
         assert compiled.is_true(focus, environment), (expression, sample)

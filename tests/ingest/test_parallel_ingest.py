@@ -175,3 +175,20 @@ def test_the_message_lock_holds_across_processes_on_sqlite(tmp_path: Path) -> No
         assert probe() == "held"
     assert probe() == "free"
     assert lock_file(create_engine("sqlite://")) is None  # in memory: the in-process lock alone
+
+
+def test_worker_processes_freeze_what_start_up_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker keeps its packages and validator for its whole life: like a serving process, it freezes them and
+    collects its young generation in large batches (gateway.gc_tuning)."""
+    import gc
+
+    from gateway.gc_tuning import YOUNG_THRESHOLD
+    from gateway.ingest.parallel import IngestWorkers
+
+    monkeypatch.setenv("ZCC_PACKAGE_PATH", ":".join(str(p) for p in default_package_paths()))
+    with IngestWorkers(1, f"sqlite:///{tmp_path / 'gc.db'}") as workers:
+        workers.wait_ready()
+        threshold = workers._pool.submit(gc.get_threshold).result(timeout=120)
+        frozen = workers._pool.submit(gc.get_freeze_count).result(timeout=120)
+    assert threshold[0] == YOUNG_THRESHOLD
+    assert frozen > 100_000  # the loaded definitions, not scanned again

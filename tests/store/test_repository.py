@@ -64,6 +64,18 @@ def save(store: ResourceStore, body: dict[str, Any], resource_id: str = "o1") ->
     return stored.version
 
 
+def tracing_cursor(statements: list[str]) -> type:
+    """A psycopg cursor class that records every statement it runs."""
+    import psycopg
+
+    class Tracing(psycopg.Cursor):  # type: ignore[type-arg]
+        def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+            statements.append(str(query))
+            return super().execute(query, *args, **kwargs)
+
+    return Tracing
+
+
 def versions(store: ResourceStore) -> int:
     with store.read() as connection:
         return connection.execute(select(func.count()).select_from(resource_version)).scalar_one()
@@ -75,9 +87,13 @@ def test_an_unchanged_update_is_a_new_version_with_the_same_index(store: Resourc
     assert before["token"] and before["reference"] and before["quantity"] and before["date"]
     statements: list[str] = []
     event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    if store.engine.dialect.name == "sqlite":  # the store writes on the driver's cursor there: trace the driver
+    # the store writes on the driver's cursor in a transaction: trace the driver (the next write connects afresh)
+    if store.engine.dialect.name == "sqlite":
         event.listen(store.engine, "connect", lambda driver, _: driver.set_trace_callback(statements.append))
-        store.engine.dispose()  # the next write connects afresh, traced
+    else:
+        event.listen(store.engine, "connect", lambda driver, _: setattr(driver, "cursor_factory",
+                                                                        tracing_cursor(statements)))
+    store.engine.dispose()
     indexed = store.indexer
     store.indexer = lambda body: pytest.fail("the unchanged update was indexed again")  # type: ignore[assignment]
     assert save(store, OBSERVATION) == 2

@@ -174,6 +174,8 @@ _SHORTCUTS: dict[str, Callable[[Any], bool]] = {
     f"extension('{_SOAP_LINE_CODE}').exists() implies (code.coding.where(code = '255362007' and system = "
     "'http://snomed.info/sct').exists() or code.coding.where(code = '129265001' and system = "
     "'http://snomed.info/sct').exists())": lambda v: _no_extension(v, _SOAP_LINE_CODE),
+    # org-1 (and ipn-1): an identifier or a name present makes the sum positive (`count()` cannot fail)
+    "(identifier.count() + name.count()) > 0": lambda v: _has(v, "identifier") or _has(v, "name"),
     # rng-2-like / ratio: any present bound
     "low.exists() or high.exists() or text.exists()": lambda v: _has(v, "low") or _has(v, "high") or _has(v, "text"),
 }
