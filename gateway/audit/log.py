@@ -21,6 +21,7 @@ events are committed.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import weakref
@@ -44,6 +45,7 @@ from gateway.audit.schema import (
     audit_review,
 )
 
+log = logging.getLogger("gateway.audit")
 _HEAD_ID = 1
 _HEAD = select(audit_chain_head).where(audit_chain_head.c.id == _HEAD_ID)
 _LOCK_HEAD = _HEAD.with_for_update()
@@ -94,6 +96,9 @@ def _sql(mark: str, postgresql: bool) -> _Sql:
 
 _SQLITE = _sql("?", postgresql=False)
 _POSTGRESQL = _sql("%s", postgresql=True)
+
+
+WAL_CHECKPOINT_EVERY = 150  # appends on the event loop's connection between two checkpoints of SQLite's log
 
 
 class AuditWriteError(RuntimeError):
@@ -153,6 +158,7 @@ class AuditLog:
             weakref.WeakKeyDictionary()
         )
         self._groups_lock = threading.Lock()
+        self._unchecked: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()  # see append_now
 
     def append(
         self,
@@ -205,7 +211,28 @@ class AuditLog:
             raise
         except Exception as problem:
             raise _write_error(problem) from _wrapped(problem, engine.dialect)
-        return ran and appended is not None
+        if not ran or appended is None:
+            return False
+        self._unchecked[engine] = self._unchecked.get(engine, 0) + 1
+        return True
+
+    def wal_checkpoint_due(self, engine: Engine) -> bool:
+        """The connection `append_now` writes on never checkpoints SQLite's write-ahead log itself (a checkpoint
+        fsyncs the database: ~5 ms the event loop would stand still, every ~150 appends): True, once per
+        `WAL_CHECKPOINT_EVERY` of its appends, when a `checkpoint_wal` is due on a thread that may wait."""
+        if self._unchecked.get(engine, 0) < WAL_CHECKPOINT_EVERY:
+            return False
+        self._unchecked[engine] = 0
+        return True
+
+    def checkpoint_wal(self, engine: Engine) -> None:
+        """Copy the write-ahead log into the database as far as no reader needs it (PASSIVE: waits for no one).
+        The events are committed already: a failure is logged, not raised (the next checkpoint retries)."""
+        try:
+            self._writer(engine).dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except Exception as problem:  # noqa: BLE001 - see above
+            self._drop_writer(engine)
+            log.warning("audit: checkpoint of the SQLite write-ahead log failed (%s)", type(problem).__name__)
 
     def _group(self, engine: Engine) -> GroupCommit[_Batched, list[Appended]]:
         group = self._groups.get(engine)
@@ -281,8 +308,9 @@ class AuditLog:
         if raw is None:
             raw = engine.raw_connection()  # configured by the engine's connect hooks (WAL, busy timeout, ...)
             raw.detach()  # this thread keeps it: it does not hold one of the pool's slots
-            if not wait:
+            if not wait:  # fails at once rather than wait for a writer, and leaves checkpoints to checkpoint_wal
                 raw.dbapi_connection.execute("PRAGMA busy_timeout=0")
+                raw.dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
             writers[(engine, wait)] = raw
         return raw
 

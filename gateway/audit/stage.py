@@ -162,6 +162,8 @@ class AuditStage:
                 self.log.append_all(engine, pending, reviews)
             elif not self.log.append_now(engine, pending, reviews):
                 scope.deferred.append(lambda: self._append_or_fail(engine, pending, reviews))
+            elif self.log.wal_checkpoint_due(engine):  # the log's fsync, off the loop
+                scope.deferred.append(lambda: self.log.checkpoint_wal(engine))
         except AuditWriteError as error:
             raise _fail_closed(error) from None
 

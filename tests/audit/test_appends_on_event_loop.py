@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from sqlalchemy import Engine
 
 import gateway.fhir.routes as routes
 from gateway.app import build_services, create_app
-from gateway.audit.log import AuditLog, Pending
+from gateway.audit.log import WAL_CHECKPOINT_EVERY, AuditLog, Pending
 from gateway.settings import Settings
 from gateway.store.engine import create_database_engine
 from gateway.store.migrate import upgrade
@@ -70,6 +71,21 @@ def test_append_now_writes_nothing_and_does_not_wait_while_another_writer_holds_
     with engine.connect() as connection:
         assert [row.event_id for row in log.rows(connection)] == ["after"]
         assert log.verify(connection).ok
+
+
+def test_the_loop_never_checkpoints_the_log_itself_a_checkpoint_is_due_every_so_many_appends(engine: Engine) -> None:
+    log = AuditLog()
+    due = []
+    for n in range(2 * WAL_CHECKPOINT_EVERY):
+        assert log.append_now(engine, [_event(f"e{n}")])
+        due.append(log.wal_checkpoint_due(engine))
+    assert [n + 1 for n, flag in enumerate(due) if flag] == [WAL_CHECKPOINT_EVERY, 2 * WAL_CHECKPOINT_EVERY]
+    (loop_writer,) = [raw for (_, waits), raw in log._writers.by_engine.items() if not waits]
+    assert loop_writer.dbapi_connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # no fsync there
+    database = Path(str(engine.url.database))
+    before = database.stat().st_size  # the appends are in the write-ahead log only ...
+    log.checkpoint_wal(engine)
+    assert database.stat().st_size > before  # ... until the checkpoint copies them into the database
 
 
 def test_append_now_declines_where_a_commit_could_wait() -> None:
