@@ -539,14 +539,17 @@ class ResourceStore:
 # of up to 16: the resource row, the version, the old index rows of every kind, the new ones). Data-modifying
 # WITH parts all run on the statement's snapshot, so the DELETEs remove exactly the rows that were there before
 # and never the ones inserted beside them. Index rows go in as one array per column through unnest: one statement
-# text per shape (at most 8), whatever the number of rows, so the driver's prepared statements are reused.
+# text per shape (whether it updates, clears, and which index kinds get rows), whatever the number of rows, so
+# the driver's prepared statements are reused.
 _ARRAY_TYPES = {kind: [(column.name, "float8" if isinstance(column.type, Float) else "text")
                        for column in table.columns if column.name != "res_key"]
                 for kind, table in INDEX_TABLES.items()}
 
 
-@lru_cache(maxsize=8)
-def _write_in_one_sql(update: bool, clear: bool, index: bool) -> str:
+@lru_cache(maxsize=256)
+def _write_in_one_sql(update: bool, clear: bool, index: tuple[str, ...]) -> str:
+    """The statement for one shape: `index` names the index kinds that get rows (only those get an INSERT part:
+    PostgreSQL plans every statement anew, and an empty unnest still costs planning and an executor node)."""
     parts = []
     if update:
         parts.append("u_resource AS (UPDATE resource SET version = %(version)s, last_updated = %(last_updated)s, "
@@ -554,7 +557,7 @@ def _write_in_one_sql(update: bool, clear: bool, index: bool) -> str:
     for kind, table in INDEX_TABLES.items():
         if clear:
             parts.append(f"c_{kind} AS (DELETE FROM {table.name} WHERE res_key = %(res_key)s)")
-        if index:
+        if kind in index:
             columns = _ARRAY_TYPES[kind]
             arrays = ", ".join(f"%({kind}_{name})s::{sql_type}[]" for name, sql_type in columns)
             parts.append(f"i_{kind} AS (INSERT INTO {table.name} (res_key, {', '.join(n for n, _ in columns)}) "
@@ -579,15 +582,15 @@ def _write_in_one_statement(version_row: dict[str, Any], update: bool, clear: bo
                             rows: dict[str, list[dict[str, Any]]] | None) -> tuple[str, dict[str, Any]]:
     """The statement `_write_in_one` runs, and its parameters."""
     parameters = dict(version_row)
-    if rows is not None:
-        for kind, columns in _ARRAY_TYPES.items():
-            kind_rows = rows.get(kind) or ()
-            for name, sql_type in columns:
-                values = [row.get(name) for row in kind_rows]
-                if sql_type == "float8":  # one element type per array (the driver refuses ints among floats)
-                    values = [None if v is None else float(v) for v in values]
-                parameters[f"{kind}_{name}"] = values
-    return _write_in_one_sql(update, clear, rows is not None), parameters
+    kinds = tuple(kind for kind in _ARRAY_TYPES if rows and rows.get(kind))
+    for kind in kinds:
+        kind_rows = rows[kind]  # type: ignore[index]
+        for name, sql_type in _ARRAY_TYPES[kind]:
+            values = [row.get(name) for row in kind_rows]
+            if sql_type == "float8":  # one element type per array (the driver refuses ints among floats)
+                values = [None if v is None else float(v) for v in values]
+            parameters[f"{kind}_{name}"] = values
+    return _write_in_one_sql(update, clear, kinds), parameters
 
 
 def _stamped_meta(meta: dict[str, Any], version: int, last_updated: str) -> dict[str, Any]:

@@ -213,3 +213,17 @@ def test_concurrent_creates_of_one_id_on_postgres(packages: PackageSet, pg_url: 
     assert (second_stored.version, second_created) == (2, False)
     assert all_index_rows(store, "Observation", "race")["token"]
     engine.dispose()
+
+
+def test_the_one_statement_write_names_only_the_index_kinds_that_get_rows() -> None:
+    """PostgreSQL plans every statement anew: an INSERT part per index kind with rows, none for the others."""
+    from gateway.store.repository import _write_in_one_statement
+
+    version_row = {"res_key": 1, "type": "Patient", "id": "p", "method": "POST", "version": 1,
+                   "last_updated": "2026-01-01T00:00:00.000000+00:00", "deleted": False, "body": b"{}"}
+    rows = {"token": [{"param": "gender", "system": None, "code": "male", "text": None}], "string": [], "date": []}
+    sql, parameters = _write_in_one_statement(version_row, update=False, clear=False, rows=rows)
+    assert "i_token AS (INSERT INTO idx_token" in sql and "i_string" not in sql and "i_date" not in sql
+    assert parameters["token_code"] == ["male"] and not any(name.startswith("string_") for name in parameters)
+    cleared, _ = _write_in_one_statement(version_row, update=True, clear=True, rows={})
+    assert "INSERT INTO idx_" not in cleared and all(f"c_{kind} AS (DELETE" in cleared for kind in INDEX_TABLES)
