@@ -112,8 +112,9 @@ def test_metadata_creates_what_the_migrations_create(pg_url: str) -> None:
         engine.dispose()
 
 
-def _load_slots(engine: Engine) -> None:
-    """SLOTS Slot-like resources: a third free, twelve categories, one start date each (server-side rows)."""
+def _load_slots(engine: Engine, free: str = "i % 3 = 0", category: str = "i % 12") -> None:
+    """SLOTS Slot-like resources, one start date each (server-side rows): free where `free` holds and of category
+    `category` (SQL over the key `i`): by default a third free and twelve categories."""
     with engine.begin() as connection:
         connection.execute(text(
             "INSERT INTO resource (res_key, type, id, version, last_updated, deleted, body) "
@@ -121,10 +122,10 @@ def _load_slots(engine: Engine) -> None:
             "FROM generate_series(1, :n) i"), {"n": SLOTS})
         connection.execute(text(
             "INSERT INTO idx_token (res_key, param, system, code, text) "
-            "SELECT i, 'status', NULL, CASE WHEN i % 3 = 0 THEN 'free' ELSE 'busy' END, NULL "
+            f"SELECT i, 'status', NULL, CASE WHEN {free} THEN 'free' ELSE 'busy' END, NULL "
             "FROM generate_series(1, :n) i UNION ALL "
-            "SELECT i, 'service-type', 'http://example.org/cat', 'c' || (i % 12), NULL FROM generate_series(1, :n) i"),
-            {"n": SLOTS})
+            f"SELECT i, 'service-type', 'http://example.org/cat', 'c' || ({category}), NULL "
+            "FROM generate_series(1, :n) i"), {"n": SLOTS})
         connection.execute(text(
             "INSERT INTO idx_date (res_key, param, low, high) SELECT i, 'start', '2026-06-01T00:00:00.000000', "
             "'2026-06-01T00:00:00.999999' FROM generate_series(1, :n) i"), {"n": SLOTS})
@@ -176,22 +177,7 @@ def units_engine(pg_url: str) -> Iterator[Engine]:
     of a unit free: status and category independent, as in the capacity benchmark."""
     engine = create_database_engine(fresh_database(pg_url, "plans_units"))
     upgrade(engine)
-    with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO resource (res_key, type, id, version, last_updated, deleted, body) "
-            "SELECT i, 'Slot', 's' || i, 1, '2026-01-01T00:00:00.000000+00:00', false, NULL "
-            "FROM generate_series(1, :n) i"), {"n": SLOTS})
-        connection.execute(text(
-            "INSERT INTO idx_token (res_key, param, system, code, text) "
-            "SELECT i, 'status', NULL, CASE WHEN i % :unit % 3 = 0 THEN 'free' ELSE 'busy' END, NULL "
-            "FROM generate_series(1, :n) i UNION ALL "
-            "SELECT i, 'service-type', 'http://example.org/cat', 'c' || (i / :unit % 12), NULL "
-            "FROM generate_series(1, :n) i"), {"n": SLOTS, "unit": UNIT})
-        connection.execute(text(
-            "INSERT INTO idx_date (res_key, param, low, high) SELECT i, 'start', '2026-06-01T00:00:00.000000', "
-            "'2026-06-01T00:00:00.999999' FROM generate_series(1, :n) i"), {"n": SLOTS})
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text("VACUUM ANALYZE"))
+    _load_slots(engine, free=f"i % {UNIT} % 3 = 0", category=f"i / {UNIT} % 12")
     yield engine
     engine.dispose()
 
