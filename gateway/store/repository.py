@@ -240,17 +240,11 @@ class ResourceStore:
 
     # -- reads --------------------------------------------------------------------------------------
     def get(self, connection: Connection, resource_type: str, resource_id: str) -> StoredResource | None:
-        raw = _raw_sqlite(connection)
+        raw = _raw_sqlite(connection) or _raw_postgresql(connection)
         if raw is not None:
+            sql = _SQLITE_GET_CURRENT if connection.dialect.name == "sqlite" else _PG_GET_CURRENT
             try:
-                found = raw.execute(_SQLITE_GET_CURRENT, (resource_type, resource_id)).fetchone()
-            finally:
-                raw.close()
-            return None if found is None else _stored_row(found)
-        raw = _raw_postgresql(connection)
-        if raw is not None:
-            try:
-                found = raw.execute(_PG_GET_CURRENT, (resource_type, resource_id)).fetchone()
+                found = raw.execute(sql, (resource_type, resource_id)).fetchone()
             finally:
                 raw.close()
             return None if found is None else _stored_row(found)
