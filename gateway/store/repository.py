@@ -373,20 +373,14 @@ class ResourceStore:
         """
         resource_type = body["resourceType"]
         resource_id = resource_id or new_id()
-        raw = _raw_sqlite(connection)
+        postgresql = connection.dialect.name == "postgresql"
+        raw = _raw_sqlite(connection) or _raw_postgresql(connection)
         if raw is not None:
+            save = self._save_postgresql if postgresql else self._save_sqlite
             try:
-                return self._save_sqlite(raw, body, resource_type, resource_id, if_match)
+                return save(raw, body, resource_type, resource_id, if_match)
             finally:
                 raw.close()
-        postgresql = connection.dialect.name == "postgresql"
-        if postgresql:
-            raw = _raw_postgresql(connection)
-            if raw is not None:
-                try:
-                    return self._save_postgresql(raw, body, resource_type, resource_id, if_match)
-                finally:
-                    raw.close()
         current = self._lock_current(connection, resource_type, resource_id, wait_for_creator=not postgresql)
         for _ in range(3):
             version, last_updated, data = _next_version(body, resource_id, current, if_match)
