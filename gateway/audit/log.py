@@ -26,6 +26,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,37 +181,29 @@ class AuditLog:
         break-the-glass review items they open. On a Connection: in the caller's transaction (it commits or
         rolls back with the data). On an Engine: in a write transaction of its own, committed before this
         returns. Any failure is an AuditWriteError (the caller must not answer with data)."""
-        dialect = target.dialect
-        try:
+        with _failing_closed(target.dialect):
             batched = _Batched(tuple(_canonical(item) for item in pending), tuple(reviews))
             if isinstance(target, Engine):
                 return self._group(target).submit(batched)
             cursor = target.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
-                return self._append_rows(cursor, dialect.name == "postgresql", batched.pending, batched.reviews)
+                return self._append_rows(cursor, target.dialect.name == "postgresql", batched.pending,
+                                         batched.reviews)
             finally:
                 cursor.close()
-        except AuditWriteError:
-            raise
-        except Exception as problem:  # any driver/serialisation failure: fail closed
-            raise _write_error(problem) from _wrapped(problem, dialect)
 
     def append_now(self, engine: Engine, pending: Sequence[Pending], reviews: Sequence[ReviewItem] = ()) -> bool:
         """`append_all(engine, ...)` for a caller that must never wait (the event loop): True once the events are
         committed; False, having written nothing, when that would mean waiting: another writer holds the SQLite
         database, another thread of this process is appending, or the database is not a SQLite file (PostgreSQL
         commits over the network). Failures other than waiting are an AuditWriteError, as for `append_all`."""
-        if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        if not _sqlite_file(engine):
             return False
-        try:
+        with _failing_closed(engine.dialect):
             batched = _Batched(tuple(_canonical(item) for item in pending), tuple(reviews))
             ran, appended = self._group(engine).run_if_idle(
                 lambda: self._append_alone(engine, batched.pending, batched.reviews, wait=False)
             )
-        except AuditWriteError:
-            raise
-        except Exception as problem:
-            raise _write_error(problem) from _wrapped(problem, engine.dialect)
         if not ran or appended is None:
             return False
         self._unchecked[engine] = self._unchecked.get(engine, 0) + 1
@@ -268,7 +261,7 @@ class AuditLog:
         postgresql = dialect.name == "postgresql"
         # PostgreSQL: a pooled connection per append; SQLite in memory: the pool's (another connection would be
         # another database); SQLite on disk: this thread's own writer
-        pooled = postgresql or engine.url.database in (None, "", ":memory:")
+        pooled = not _sqlite_file(engine)
         raw = None
         try:
             raw = engine.raw_connection() if pooled else self._writer(engine, wait)
@@ -500,6 +493,23 @@ class _Batched:
 
     pending: tuple[tuple[Pending, bytes], ...]
     reviews: tuple[ReviewItem, ...]
+
+
+def _sqlite_file(engine: Engine) -> bool:
+    """A SQLite database on disk: each thread may keep its own writer connection to it."""
+    return engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
+
+
+@contextmanager
+def _failing_closed(dialect: Any) -> Iterator[None]:
+    """Any driver or serialisation failure inside becomes an AuditWriteError (the caller must not answer with
+    data), chained to the driver error as SQLAlchemy's wrapper."""
+    try:
+        yield
+    except AuditWriteError:
+        raise
+    except Exception as problem:
+        raise _write_error(problem) from _wrapped(problem, dialect)
 
 
 def _canonical(item: Pending) -> tuple[Pending, bytes]:

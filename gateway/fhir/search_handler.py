@@ -66,12 +66,12 @@ def search(scope: RequestScope, it: Interaction) -> Result:
     count = min(
         query.count if query.count is not None else services.settings.default_count, services.settings.max_count
     )
+    counted = query.total == "accurate" or query.summary == "count"
     # one statement (a keyset page, nothing counted or included) needs no snapshot: no BEGIN/COMMIT around it
-    single = not query.sort and not query.includes and not query.revincludes and not (
-        query.total == "accurate" or query.summary == "count")
+    single = not query.sort and not query.includes and not query.revincludes and not counted
     with scope.reading(snapshot=not single) as connection:
         total = None
-        if query.total == "accurate" or query.summary == "count":
+        if counted:
             total = search_sql.count_matches(connection, query)
         if query.summary == "count":
             matches, next_state = [], None

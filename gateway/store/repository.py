@@ -107,8 +107,7 @@ _SQLITE_INSERT_INDEX = {kind: f"INSERT INTO {table.name} (res_key, {', '.join(_I
 # PostgreSQL, inside a transaction: `get` and `save` likewise run their statements as SQL text on the connection's
 # DB-API cursor (psycopg prepares a statement it has run a few times, by its text, either way): SQLAlchemy's
 # execution machinery cost more CPU than these statements' own work in the gateway, four per new resource.
-_PG_RESOURCE_COLUMNS = ", ".join(_RESOURCE_COLUMNS)
-_PG_GET_CURRENT = f"SELECT {_PG_RESOURCE_COLUMNS} FROM resource WHERE type = %s AND id = %s"
+_PG_GET_CURRENT = _SQLITE_GET_CURRENT.replace("?", "%s")
 _PG_LOCK_CURRENT = _PG_GET_CURRENT + " FOR UPDATE"
 _PG_INSERT_RESOURCE_IF_ABSENT = ("INSERT INTO resource (type, id, version, last_updated, deleted, body) "
                                  "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (type, id) DO NOTHING RETURNING res_key")
@@ -143,16 +142,10 @@ class _DriverCursor:
         self.cursor.close()
 
 
-def _raw_sqlite(connection: Connection) -> _DriverCursor | None:
-    """A raw cursor when `connection` is SQLite in a transaction (nothing for SQLAlchemy to begin); else None."""
-    if connection.dialect.name != "sqlite" or not connection.in_transaction():
-        return None
-    return _DriverCursor(connection)
-
-
-def _raw_postgresql(connection: Connection) -> _DriverCursor | None:
-    """A raw cursor when `connection` is PostgreSQL in a transaction (SQLAlchemy knows it began); else None."""
-    if connection.dialect.name != "postgresql" or not connection.in_transaction():
+def _raw_cursor(connection: Connection) -> _DriverCursor | None:
+    """A raw cursor when `connection` (SQLite or PostgreSQL) is in a transaction, so there is nothing for SQLAlchemy
+    to begin; else None."""
+    if connection.dialect.name not in ("sqlite", "postgresql") or not connection.in_transaction():
         return None
     return _DriverCursor(connection)
 
@@ -240,7 +233,7 @@ class ResourceStore:
 
     # -- reads --------------------------------------------------------------------------------------
     def get(self, connection: Connection, resource_type: str, resource_id: str) -> StoredResource | None:
-        raw = _raw_sqlite(connection) or _raw_postgresql(connection)
+        raw = _raw_cursor(connection)
         if raw is not None:
             sql = _SQLITE_GET_CURRENT if connection.dialect.name == "sqlite" else _PG_GET_CURRENT
             try:
@@ -374,7 +367,7 @@ class ResourceStore:
         resource_type = body["resourceType"]
         resource_id = resource_id or new_id()
         postgresql = connection.dialect.name == "postgresql"
-        raw = _raw_sqlite(connection) or _raw_postgresql(connection)
+        raw = _raw_cursor(connection)
         if raw is not None:
             save = self._save_postgresql if postgresql else self._save_sqlite
             try:
