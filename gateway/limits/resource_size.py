@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 from gateway.fhir import interaction as kinds
 from gateway.fhir.context import RequestScope
 from gateway.fhir.errors import FhirError
@@ -62,8 +64,24 @@ def first_unrepresentable_string(value: Any, path: str) -> str | None:
 
 
 def _any_string_at_fault(value: Any, limit: int) -> bool:
-    """Whether `value` holds a string the two checks above would name (the same walk, without building the
-    location of every node: a write carries none, almost always, and the locations cost ~3x the check)."""
+    """Whether `value` holds a string the two checks above would name. Almost no write does, so first a look at
+    its JSON (~10x faster than a walk): no string is longer than the whole text, a control character is always
+    written escaped (with a backslash), and U+FFFE/U+FFFF as their UTF-8 bytes. Only a body that this cannot clear
+    (a backslash anywhere, a long text, or no JSON for it) is walked."""
+    try:
+        text = orjson.dumps(value, default=str)
+    except TypeError:  # e.g. an integer beyond 64 bits
+        text = None
+    if text is not None and len(text) <= limit and b"\\" not in text and _NOT_XML_BYTES.search(text) is None:
+        return False
+    return _walk_for_fault(value, limit)
+
+
+_NOT_XML_BYTES = re.compile(b"\xef\xbf[\xbe\xbf]")  # U+FFFE, U+FFFF in UTF-8
+
+
+def _walk_for_fault(value: Any, limit: int) -> bool:
+    """`_any_string_at_fault` by a walk (without building the location of every node, as the checks above do)."""
     stack = [value]
     while stack:
         current = stack.pop()
