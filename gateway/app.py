@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from conformance.packages import PackageSet
-from conformance.structure import check_structure
 from conformance.typemodel import TypeModel
 from gateway.audit.wiring import build_audit
 from gateway.auth.components import AuthComponents
@@ -75,11 +74,9 @@ def build_services(settings: Settings, stages: bool = True) -> Services:
     engine = create_database_engine(settings.database_url, settings.database_timeout)
     upgrade(engine)
     store = ResourceStore(engine, lambda resource: extract_index_rows(resource, registry))
-    validation = ProfileValidation(packages)  # one per process, warmed so the first write is not slow
+    validation = ProfileValidation(packages, type_model)  # one per process, warmed so the first write is not slow
     validation.warm()
-    write_checks = WriteChecks(
-        resource_types, lambda resource: check_structure(resource, type_model), validation, settings.validation
-    )
+    write_checks = WriteChecks(resource_types, validation.structure_checker, validation, settings.validation)
     services = Services(settings, packages, store, registry, resource_types, write_checks, type_model)
     services.pipeline = Pipeline(dict(HANDLERS))
     services.validation = validation

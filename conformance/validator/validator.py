@@ -29,7 +29,7 @@ class Validator:
 
     def __init__(self, packages: PackageSet | None = None, unknown_extensions: str = "error",
                  contained: str = "validate", display_issues: str = "warning", vital_signs_by_code: bool = False,
-                 allowed_extension_domains: Sequence[str] = ()) -> None:
+                 allowed_extension_domains: Sequence[str] = (), type_model: Any = None) -> None:
         """`unknown_extensions="warning"` reports an extension whose definition is not loaded as a warning (not
         checked) instead of an error, as the HL7 validator's allow-any-extensions option; unknown modifier
         extensions stay errors. `contained="ignore"` leaves contained resources unchecked (neither validated
@@ -41,7 +41,8 @@ class Validator:
         Observation whose code is one of theirs, as the HL7 validator does ("SHALL conform"), unless the
         Observation claims a profile that is loaded; off by default, as the gateway accepts plain Observations.
         `allowed_extension_domains`: URL prefixes whose extensions are accepted unchecked when their definition is
-        not loaded (Java's `-allowed-extension-domain`)."""
+        not loaded (Java's `-allowed-extension-domain`). `type_model`: the `conformance.typemodel.TypeModel` the
+        structure check uses (default: the one for the environment's packages)."""
         if packages is None:
             from conformance.typemodel import package_paths_from_environment
 
@@ -57,6 +58,7 @@ class Validator:
         self.display_issues = display_issues
         self.vital_signs_by_code = vital_signs_by_code
         self.allowed_extension_domains = tuple(allowed_extension_domains)
+        self.type_model = type_model
 
     def add_definitions(self, resources: Iterable[dict[str, Any]]) -> None:
         """Supporting StructureDefinitions, ValueSets and CodeSystems outside the loaded packages."""
@@ -76,7 +78,9 @@ class Validator:
         return self.validate(path.read_bytes(), profiles, content_type)
 
     def validate_issues(self, resource: dict[str, Any] | bytes | str, profiles: Sequence[str] = (),
-                        content_type: str | None = None) -> list[Issue]:
+                        content_type: str | None = None, structure: Sequence[Any] | None = None) -> list[Issue]:
+        """`structure`: what `conformance.structure.check_structure(resource, self.type_model)` found, when the
+        caller has it already (it is not computed again)."""
         locations: Locations | None = None
         if isinstance(resource, bytes | str):
             parsed = self._parse(resource, content_type)
@@ -84,7 +88,7 @@ class Validator:
                 return [parsed]
             resource, locations = parsed
         issues: list[Issue] = []
-        self._validate_top(resource, profiles, issues)
+        self._validate_top(resource, profiles, issues, structure)
         for issue in issues:
             position = locate(locations, _location_key(issue.expression))
             if position is not None:
@@ -146,7 +150,8 @@ class Validator:
                       else frozenset(), display_severity=self.display_issues,
                       allowed_extension_domains=self.allowed_extension_domains)
 
-    def _validate_top(self, resource: dict[str, Any], profiles: Sequence[str], issues: list[Issue]) -> None:
+    def _validate_top(self, resource: dict[str, Any], profiles: Sequence[str], issues: list[Issue],
+                      structure: Sequence[Any] | None = None) -> None:
         resource_type = resource.get("resourceType")
         if not isinstance(resource_type, str):
             issues.append(Issue("fatal", "structure", "Unable to find resourceType property", "$"))
@@ -154,17 +159,19 @@ class Validator:
         if self.registry.base(resource_type) is None:
             issues.append(Issue("fatal", "structure", f"Unknown resource type '{resource_type}'", resource_type))
             return
-        self._structure(resource, resource_type, issues)
+        self._structure(resource, resource_type, issues, structure)
         scope = self._scope(resource, resource_type, resource, None)
         self._validate_resource(resource, scope, list(profiles), issues, is_base=True)
 
-    def _structure(self, resource: dict[str, Any], expression: str, issues: list[Issue]) -> None:
+    def _structure(self, resource: dict[str, Any], expression: str, issues: list[Issue],
+                   found: Sequence[Any] | None = None) -> None:
         from conformance.structure import check_structure
 
-        try:
-            found = check_structure(resource)
-        except Exception:  # noqa: BLE001 - the type model may be unavailable; the profile walk still runs
-            return
+        if found is None:
+            try:
+                found = check_structure(resource, self.type_model)
+            except Exception:  # noqa: BLE001 - the type model may be unavailable; the profile walk still runs
+                return
         for issue in found:
             if issue.code == "required":
                 continue  # cardinality is reported by the profile walk, with the profile's numbers

@@ -5,9 +5,11 @@ ingestion. Issues come back in the FHIR layer's form (`gateway.fhir.errors.Issue
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from conformance.packages import PackageSet
+from conformance.structure import check_structure
 from conformance.validator import Issue as ValidationIssue
 from conformance.validator import Validator
 from gateway.fhir.errors import Issue
@@ -24,9 +26,12 @@ _WARM_UP = {
 
 
 class ProfileValidation:
-    def __init__(self, packages: PackageSet) -> None:
+    def __init__(self, packages: PackageSet, type_model: Any = None) -> None:
         # definitions the gateway has not loaded cannot be checked: a warning, like a claimed profile not loaded
-        self.validator = Validator(packages, unknown_extensions="warning")
+        self.validator = Validator(packages, unknown_extensions="warning", type_model=type_model)
+        # the validator's structure check, for the write checks to share: a caller that ran it already hands its
+        # result to `validation_issues` (ingestion checks each resource's structure once, not twice)
+        self.structure_checker = partial(check_structure, model=type_model)
 
     def warm(self, resource_types: Sequence[str] = ("Patient", "Observation", "Condition", "Encounter")) -> None:
         """Compile the base definitions of the most written types and the terminology behind them."""
@@ -37,9 +42,11 @@ class ProfileValidation:
     def knows_profile(self, url: str) -> bool:
         return self.validator.registry.profile(url) is not None
 
-    def validation_issues(self, resource: dict[str, Any], profiles: Sequence[str] = ()) -> list[ValidationIssue]:
-        """The validator's own issues: the base spec, every profile in `meta.profile`, and `profiles`."""
-        return self.validator.validate_issues(resource, profiles)
+    def validation_issues(self, resource: dict[str, Any], profiles: Sequence[str] = (),
+                          structure: Sequence[Any] | None = None) -> list[ValidationIssue]:
+        """The validator's own issues: the base spec, every profile in `meta.profile`, and `profiles`.
+        `structure`: what `structure_checker` found for `resource`, when the caller ran it already."""
+        return self.validator.validate_issues(resource, profiles, structure=structure)
 
     def outcome(self, resource: dict[str, Any], profiles: Sequence[str] = ()) -> dict[str, Any]:
         """An OperationOutcome in the style of the HL7 validator (details.text, expression; 'All OK' when clean)."""

@@ -49,7 +49,11 @@ class OutputValidation:
             if found is not None:
                 self._issues.move_to_end(content)
                 return content, found
-        found = self.validation.validation_issues(resource)
+        # the structure check the validator would run, when it is the write checks' one: run once, for both
+        shared = self.structure_checker is not None and self.structure_checker is getattr(
+            self.validation, "structure_checker", None)
+        found = self.validation.validation_issues(resource, structure=self.structure(resource, content) if shared
+                                                  else None)
         if self.size > 0:
             with self._lock:
                 self._issues[content] = found

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conformance import fhirjson
+from conformance import fhirjson, structure
 from gateway.fhir.errors import FhirError, Issue
 from gateway.fhir.write_checks import WriteChecks
 from gateway.ingest.actor import cli_identity
@@ -28,9 +28,9 @@ def validated_contents(services, monkeypatch: pytest.MonkeyPatch) -> Counter[byt
     counts: Counter[bytes] = Counter()
     real = validation.validation_issues
 
-    def counting(resource: dict[str, Any], profiles: Any = ()) -> Any:
+    def counting(resource: dict[str, Any], profiles: Any = (), structure: Any = None) -> Any:
         counts[fhirjson.dumps(resource)] += 1
-        return real(resource, profiles)
+        return real(resource, profiles, structure)
 
     monkeypatch.setattr(validation, "validation_issues", counting)
     return counts
@@ -56,6 +56,23 @@ def test_repeated_content_is_not_validated_again(services, validated_contents: C
     validated_again = [fhirjson.loads(c)["resourceType"] for c in list(validated_contents)[-2:]]
     assert sum(validated_contents.values()) - before == 2
     assert sorted(validated_again) == ["EpisodeOfCare", "Provenance"]
+
+
+def test_the_validator_and_the_write_checks_share_one_structure_check_per_resource(  # type: ignore[no-untyped-def]
+        services, validated_contents: Counter[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    walked: Counter[bytes] = Counter()
+    real = structure._Walker.resource
+
+    def counting(walker: Any, value: Any, path: str) -> None:
+        if not path:  # a resource checked on its own (not one contained in it)
+            walked[fhirjson.dumps(value)] += 1
+        real(walker, value, path)
+
+    monkeypatch.setattr(structure._Walker, "resource", counting)
+    result = IngestService(services).ingest("hap", episode_message("share-1", episode_id="share-ep"), cli_identity())
+    assert result.record.status == "accepted", result.record.outcome
+    assert set(walked) == set(validated_contents)  # every resource validated, and nothing else ...
+    assert set(walked.values()) == {1}  # ... structure-checked once, for the validator and the write checks
 
 
 class FakeValidation:
