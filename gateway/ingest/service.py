@@ -218,6 +218,8 @@ class IngestService:
         # lock other ingestion processes wait for): the write checks' structure check and the index rows
         structured = check_structure(written, output)
         self.services.store.prepare_index(written)
+        # the resources `_current` found absent are most likely still so: created without reading them first
+        self.services.store.expect_new(_key(r) for r in written if _key(r) not in current)
         response = self._write(written, identity, validated, lenient, structured, output.structure_checker)
         record.status = ACCEPTED
         record.resources = _locations(response, resources, unchanged)

@@ -7,6 +7,7 @@ bytes, so reads can be served without re-serialising). Index rows come from an `
 
 from __future__ import annotations
 
+import math
 import threading
 import uuid
 from collections import OrderedDict
@@ -195,6 +196,8 @@ class ResourceStore:
         # index rows extracted ahead of a save (`prepare_index`), by _index_key; each used once
         self._prepared: OrderedDict[bytes, tuple[Indexer, dict[str, list[dict[str, Any]]]]] = OrderedDict()
         self._prepared_lock = threading.Lock()
+        # (type, id) of resources a caller found absent just before saving them (`expect_new`); each used once
+        self._expected_new: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -339,6 +342,27 @@ class ResourceStore:
                 while len(self._prepared) > PREPARED_INDEX_SIZE:
                     self._prepared.popitem(last=False)
 
+    def expect_new(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Hint that the resources (type, id) are absent, as a read just before their save found: on PostgreSQL
+        their `save` (in a transaction, without if_match) then tries to create each in one statement, without
+        reading it first (`_create_in_one_sql`); if it exists after all (created meanwhile, or a deleted one) the
+        save goes on as usual. A wrong hint costs one statement, never a wrong version. At most
+        `PREPARED_INDEX_SIZE` are kept (the oldest dropped), each used once; ignored on SQLite (its save reads
+        in the process, and no other writer runs beside its transaction)."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        with self._prepared_lock:
+            for key in keys:
+                self._expected_new[key] = None
+            while len(self._expected_new) > PREPARED_INDEX_SIZE:
+                self._expected_new.popitem(last=False)
+
+    def _take_expected_new(self, resource_type: str, resource_id: str) -> bool:
+        if not self._expected_new:
+            return False
+        with self._prepared_lock:
+            return self._expected_new.pop((resource_type, resource_id), False) is None
+
     def _index_rows(self, body: dict[str, Any], resource_type: str, resource_id: str, version: int,
                     last_updated: str, data: bytes) -> dict[str, list[dict[str, Any]]]:
         """The index rows of `body`, stamped and serialised as `data`: prepared ones when there are, else
@@ -443,7 +467,18 @@ class ResourceStore:
     def _save_postgresql(self, raw: _DriverCursor, body: dict[str, Any], resource_type: str, resource_id: str,
                          if_match: int | None) -> tuple[StoredResource, bool]:
         """`save` on PostgreSQL in a transaction: the same statements in the same order as the SQLAlchemy path,
-        on the raw cursor."""
+        on the raw cursor; a resource expected to be new (`expect_new`) is first tried as a create in one
+        statement."""
+        rows: dict[str, list[dict[str, Any]]] | None = None
+        if if_match is None and self._take_expected_new(resource_type, resource_id):
+            version, last_updated, data = _next_version(body, resource_id, None, None)
+            rows = self._index_rows(body, resource_type, resource_id, version, last_updated, data)
+            sql, parameters = _create_in_one_statement(resource_type, resource_id, version, last_updated, data, rows)
+            created = raw.execute(sql, parameters).fetchone()
+            if created is not None:
+                return StoredResource(created[0], resource_type, resource_id, version, last_updated, False, data), True
+            # it exists (created meanwhile, or deleted): saved as usual below, with the rows just extracted (they
+            # do not depend on the version's number or time)
         current = _pg_lock_current(raw, resource_type, resource_id)
         for _ in range(3):
             version, last_updated, data = _next_version(body, resource_id, current, if_match)
@@ -464,7 +499,10 @@ class ResourceStore:
         method = "POST" if current is None else "PUT"
         version_row = {"res_key": res_key, "type": resource_type, "id": resource_id, "method": method,
                        "version": version, "last_updated": last_updated, "deleted": False, "body": data}
-        rows = self._index_rows(body, resource_type, resource_id, version, last_updated, data) if reindex else None
+        if not reindex:
+            rows = None
+        elif rows is None:
+            rows = self._index_rows(body, resource_type, resource_id, version, last_updated, data)
         sql, parameters = _write_in_one_statement(version_row, update=current is not None,
                                                   clear=reindex and current is not None, rows=rows)
         raw.execute(sql, parameters)
@@ -519,18 +557,30 @@ class ResourceStore:
 # PostgreSQL: everything a save or delete writes after locking the row, in one statement (one round trip instead
 # of up to 16: the resource row, the version, the old index rows of every kind, the new ones). Data-modifying
 # WITH parts all run on the statement's snapshot, so the DELETEs remove exactly the rows that were there before
-# and never the ones inserted beside them. Index rows go in as one array per column through unnest: one statement
-# text per shape (whether it updates, clears, and which index kinds get rows), whatever the number of rows, so
-# the driver's prepared statements are reused.
-_ARRAY_TYPES = {kind: [(column.name, "float8" if isinstance(column.type, Float) else "text")
-                       for column in table.columns if column.name != "res_key"]
-                for kind, table in INDEX_TABLES.items()}
+# and never the ones inserted beside them. Index rows go in as one JSON array of row objects per kind, through
+# json_to_recordset: one statement text per shape (whether it updates, clears, and which index kinds get rows),
+# whatever the number of rows, so the driver's prepared statements are reused. (One SQL array per column cost the
+# gateway ten times more: the driver dumps arrays element by element in Python; orjson writes the rows at once.)
+_COLUMN_TYPES = {kind: [(column.name, "float8" if isinstance(column.type, Float) else "text")
+                        for column in table.columns if column.name != "res_key"]
+                 for kind, table in INDEX_TABLES.items()}
+_RECORD_TYPES = {kind: ", ".join(f'"{name}" {sql_type}' for name, sql_type in columns)
+                 for kind, columns in _COLUMN_TYPES.items()}
+
+
+def _index_rows_sql(kind: str, created: bool) -> str:
+    """The WITH part inserting the rows of `kind` (parameter `%(kind)s`, see `_index_json`) under the res_key of
+    the part `r` when `created` (`_create_in_one_sql`), else of parameter `res_key`."""
+    columns = ", ".join(name for name, _ in _COLUMN_TYPES[kind])
+    rows = f"json_to_recordset(%({kind})s::json) AS j({_RECORD_TYPES[kind]})"
+    source = f"SELECT r.res_key, j.* FROM r, {rows}" if created else f"SELECT %(res_key)s, j.* FROM {rows}"
+    return f"i_{kind} AS (INSERT INTO {INDEX_TABLES[kind].name} (res_key, {columns}) {source})"
 
 
 @lru_cache(maxsize=256)
 def _write_in_one_sql(update: bool, clear: bool, index: tuple[str, ...]) -> str:
     """The statement for one shape: `index` names the index kinds that get rows (only those get an INSERT part:
-    PostgreSQL plans every statement anew, and an empty unnest still costs planning and an executor node)."""
+    PostgreSQL plans every statement anew, and an empty json_to_recordset still costs planning and an executor node)."""
     parts = []
     if update:
         parts.append("u_resource AS (UPDATE resource SET version = %(version)s, last_updated = %(last_updated)s, "
@@ -539,14 +589,60 @@ def _write_in_one_sql(update: bool, clear: bool, index: tuple[str, ...]) -> str:
         if clear:
             parts.append(f"c_{kind} AS (DELETE FROM {table.name} WHERE res_key = %(res_key)s)")
         if kind in index:
-            columns = _ARRAY_TYPES[kind]
-            arrays = ", ".join(f"%({kind}_{name})s::{sql_type}[]" for name, sql_type in columns)
-            parts.append(f"i_{kind} AS (INSERT INTO {table.name} (res_key, {', '.join(n for n, _ in columns)}) "
-                         f"SELECT %(res_key)s, u.* FROM unnest({arrays}) AS u)")
+            parts.append(_index_rows_sql(kind, created=False))
     version = ("INSERT INTO resource_version (res_key, type, id, version, last_updated, method, deleted, body) "
                "VALUES (%(res_key)s, %(type)s, %(id)s, %(version)s, %(last_updated)s, %(method)s, %(deleted)s, "
                "%(body)s)")
     return f"WITH {', '.join(parts)} {version}" if parts else version
+
+
+@lru_cache(maxsize=64)
+def _create_in_one_sql(index: tuple[str, ...]) -> str:
+    """PostgreSQL: create a resource in one statement - its row, its first version and its index rows (of the
+    kinds in `index`) - returning its res_key; when a row with its type and id exists (or a concurrent creator
+    commits one: the insert waits for it) nothing is written and no row returned. The version and index parts
+    take the res_key from the resource part, so they write nothing either then."""
+    parts = ["r AS (INSERT INTO resource (type, id, version, last_updated, deleted, body) VALUES (%(type)s, %(id)s, "
+             "%(version)s, %(last_updated)s, false, %(body)s) ON CONFLICT (type, id) DO NOTHING RETURNING res_key)",
+             "v AS (INSERT INTO resource_version (res_key, type, id, version, last_updated, method, deleted, body) "
+             "SELECT res_key, %(type)s, %(id)s, %(version)s, %(last_updated)s, 'POST', false, %(body)s FROM r)"]
+    parts += [_index_rows_sql(kind, created=True) for kind in index]
+    return f"WITH {', '.join(parts)} SELECT res_key FROM r"
+
+
+def _create_in_one_statement(resource_type: str, resource_id: str, version: int, last_updated: str, data: bytes,
+                             rows: dict[str, list[dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    parameters: dict[str, Any] = {"type": resource_type, "id": resource_id, "version": version,
+                                  "last_updated": last_updated, "body": data}
+    kinds = _index_json(parameters, rows)
+    return _create_in_one_sql(kinds), parameters
+
+
+def _index_json(parameters: dict[str, Any], rows: dict[str, list[dict[str, Any]]] | None) -> tuple[str, ...]:
+    """Add the index rows to `parameters`, per kind one JSON array of the row objects (`kind`: a missing column is
+    NULL); the kinds with rows."""
+    kinds = tuple(kind for kind in _COLUMN_TYPES if rows and rows.get(kind))
+    for kind in kinds:
+        kind_rows = rows[kind]  # type: ignore[index]
+        if _FLOAT_COLUMNS[kind]:
+            kind_rows = [_json_floats(row, _FLOAT_COLUMNS[kind]) for row in kind_rows]
+        parameters[kind] = fhirjson.dumps(kind_rows).decode()
+    return kinds
+
+
+_NON_FINITE = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
+
+
+def _json_floats(row: dict[str, Any], floats: frozenset[str]) -> dict[str, Any]:
+    """`row` with its float columns as floats (as the driver would bind them: a Decimal too large is infinite), and
+    a non-finite one as the text PostgreSQL reads as float8 (JSON has no number for it)."""
+    converted = dict(row)
+    for name in floats:
+        value = row.get(name)
+        if value is not None:
+            value = float(value)
+            converted[name] = value if math.isfinite(value) else _NON_FINITE[repr(value)]
+    return converted
 
 
 def _pg_lock_current(raw: _DriverCursor, resource_type: str, resource_id: str) -> StoredResource | None:
@@ -563,14 +659,7 @@ def _write_in_one_statement(version_row: dict[str, Any], update: bool, clear: bo
                             rows: dict[str, list[dict[str, Any]]] | None) -> tuple[str, dict[str, Any]]:
     """The statement `_write_in_one` runs, and its parameters."""
     parameters = dict(version_row)
-    kinds = tuple(kind for kind in _ARRAY_TYPES if rows and rows.get(kind))
-    for kind in kinds:
-        kind_rows = rows[kind]  # type: ignore[index]
-        for name, sql_type in _ARRAY_TYPES[kind]:
-            values = [row.get(name) for row in kind_rows]
-            if sql_type == "float8":  # one element type per array (the driver refuses ints among floats)
-                values = [None if v is None else float(v) for v in values]
-            parameters[f"{kind}_{name}"] = values
+    kinds = _index_json(parameters, rows)
     return _write_in_one_sql(update, clear, kinds), parameters
 
 

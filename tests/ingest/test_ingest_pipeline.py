@@ -219,3 +219,19 @@ def test_source_without_adapter_is_kept_and_rejected(service: IngestService) -> 
                                             ("01234567X", False), ("0123456720", False)])
 def test_bsn_eleven_proof(bsn: str, valid: bool) -> None:
     assert bsn_valid(bsn) is valid
+
+
+def test_the_resources_found_absent_are_hinted_new_to_the_store(service: IngestService,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store creates a resource hinted new without reading it first (PostgreSQL): ingestion hints those its
+    read of the current versions found absent, and no other."""
+    hinted: list[set[tuple[str, str]]] = []
+    monkeypatch.setattr(service.services.store, "expect_new", lambda keys: hinted.append(set(keys)))
+    episode = ("EpisodeOfCare", stable_id("EpisodeOfCare|2.16.528.1.1007.3.3.765332.1.12|hint-ep"))
+    first = ingest(service, episode_message("hint-1", episode_id="hint-ep", title="COPD"))
+    second = ingest(service, episode_message("hint-2", episode_id="hint-ep", title="COPD GOLD II"))
+    assert first.record.status == second.record.status == "accepted"
+    provenances = [("Provenance", stable_id(f"Provenance|ingest|{r.record.id}")) for r in (first, second)]
+    assert episode in hinted[0] and provenances[0] in hinted[0]
+    assert episode not in hinted[1] and provenances[1] in hinted[1]  # the episode is stored: an update
+    assert all(key[0] != "Patient" for key in hinted[1])  # the patient of the first message is stored too

@@ -5,31 +5,20 @@ stores and returns, and a driver error is raised as SQLAlchemy's."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import event, select
 from sqlalchemy.exc import DataError, DBAPIError
 
-from conformance.packages import PackageSet
-from gateway.search.definitions import SearchParameterRegistry
-from gateway.search.extract import extract_index_rows
-from gateway.store.engine import create_database_engine
-from gateway.store.migrate import upgrade
 from gateway.store.repository import ResourceStore
 from gateway.store.schema import resource, resource_version
-from tests.pg import fresh_database
 from tests.store.test_repository import OBSERVATION, all_index_rows
 
 
 @pytest.fixture()
-def store(packages: PackageSet, pg_url: str) -> Iterator[ResourceStore]:
-    engine = create_database_engine(fresh_database(pg_url, "driver_path"))
-    upgrade(engine)
-    registry = SearchParameterRegistry(packages)
-    yield ResourceStore(engine, lambda body: extract_index_rows(body, registry))
-    engine.dispose()
+def store(pg_store: ResourceStore) -> ResourceStore:
+    return pg_store
 
 
 def through_sqlalchemy(store: ResourceStore) -> list[str]:
