@@ -49,6 +49,8 @@ SEARCH_KINDS = frozenset({kinds.SEARCH_TYPE, kinds.SEARCH_SYSTEM})
 WRITE_KINDS = frozenset({kinds.CREATE, kinds.UPDATE, kinds.DELETE})
 SYSTEM_KINDS = frozenset({kinds.SEARCH_SYSTEM, kinds.HISTORY_SYSTEM})
 READ_KINDS = frozenset({kinds.READ, kinds.VREAD})
+# (type, id) -> the current version (or None), read at once for a transaction's updates and deletes (`_prefetch`)
+STATE_CURRENT = "consent.current"
 
 
 class ConsentStage:
@@ -62,6 +64,7 @@ class ConsentStage:
         scope.state.setdefault(STATE_RECORDS, {})[id(it)] = record
         now = engine.clock()
         self._check_request(scope, it, ctx, record, now)
+        self._prefetch(scope, it)
         if_none_match = None
         if it.kind in {kinds.READ, kinds.VREAD} and it.header("if-none-match"):
             # a 304 would confirm existence and version without a decision: always fetch, decide, then compare
@@ -119,11 +122,35 @@ class ConsentStage:
         if it.body is not None and security_labels(it.body):
             return True
         if it.kind in {kinds.UPDATE, kinds.DELETE} and it.resource_type and it.id:
-            with scope.reading() as connection:  # removing or replacing labelled data is a label change too
-                current = scope.services.store.get(connection, it.resource_type, it.id)
+            # removing or replacing labelled data is a label change too
+            prefetched: dict[tuple[str, str], Any] = scope.state.get(STATE_CURRENT) or {}
+            key = (it.resource_type, it.id)
+            if key in prefetched:
+                current = prefetched.pop(key)  # once: a later entry about it reads what this one may have changed
+            else:
+                with scope.reading() as connection:
+                    current = scope.services.store.get(connection, it.resource_type, it.id)
             if current is not None and current.body is not None and security_labels(current.resource()):
                 return True
         return False
+
+    def _prefetch(self, scope: RequestScope, it: Interaction) -> None:
+        """A transaction's updates and deletes of `Type/id`: the current versions `_protected_write` checks for
+        labels, read in one statement on the transaction's connection instead of one read per entry (an ingested
+        message updates ~20 resources)."""
+        if it.kind != kinds.TRANSACTION or scope.connection is None or not isinstance(it.body, dict):
+            return
+        keys = []
+        for entry in it.body.get("entry") or ():
+            request = entry.get("request") if isinstance(entry, dict) else None
+            if isinstance(request, dict) and request.get("method") in ("PUT", "DELETE"):
+                url = request.get("url")
+                parts = url.split("/") if isinstance(url, str) and "?" not in url else []
+                if len(parts) == 2 and all(parts):
+                    keys.append((parts[0], parts[1]))
+        if keys:
+            found = scope.services.store.get_current(scope.connection, keys)
+            scope.state[STATE_CURRENT] = {key: found.get(key) for key in keys}
 
     # -- after the handler ---------------------------------------------------------------------------------
 

@@ -125,6 +125,34 @@ def test_protected_writes_only_by_administrative_clients(gateway: Gateway) -> No
         assert gateway.client.post(f"/fhir/{path}", json=body, headers=admin).status_code == 201, path
 
 
+def test_unlabelling_in_a_transaction_is_a_protected_write(gateway: Gateway,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transaction replacing labelled data by unlabelled data is refused for a non-administrative client, as a
+    single update is; the labels of its updates' current versions are read in one statement, not per entry."""
+    triage = {**gateway.headers(TRIAGE), **JSON}
+    admin = {**gateway.headers(ADMIN), **JSON}
+    labelled = {**observation("lab-tx", "pa", "labelled"), "meta": SECURITY_R}
+    assert gateway.client.put("/fhir/Observation/lab-tx", json=labelled, headers=admin).status_code in (200, 201)
+    store = gateway.services.store
+    point_reads: list[tuple[str, str]] = []
+    real_get = type(store).get
+    monkeypatch.setattr(type(store), "get", lambda self, connection, rtype, rid: (
+        point_reads.append((rtype, rid)), real_get(self, connection, rtype, rid))[1])
+
+    def transaction(*observations: dict[str, Any]) -> Any:
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": o, "request": {"method": "PUT", "url": f"Observation/{o['id']}"}} for o in observations]}
+        return gateway.client.post("/fhir", json=bundle, headers=triage)
+
+    refused = transaction(observation("tx-free", "pa", "free"), observation("lab-tx", "pa", "unlabelled"))
+    assert refused.status_code == 403
+    assert ("Observation", "lab-tx") not in point_reads and ("Observation", "tx-free") not in point_reads
+    with store.read() as connection:
+        assert store.get(connection, "Observation", "lab-tx").resource()["meta"]["security"]  # type: ignore[union-attr]
+        assert store.get(connection, "Observation", "tx-free") is None  # nothing of the transaction written
+    assert transaction(observation("tx-free", "pa", "free")).status_code == 200
+
+
 def test_chain_verifies_after_all_of_the_above(gateway: Gateway) -> None:
     key = load_checkpoint_key()
     with gateway.services.store.read() as connection:
