@@ -51,6 +51,7 @@ SYSTEM_KINDS = frozenset({kinds.SEARCH_SYSTEM, kinds.HISTORY_SYSTEM})
 READ_KINDS = frozenset({kinds.READ, kinds.VREAD})
 # (type, id) -> the current version (or None), read at once for a transaction's updates and deletes (`_prefetch`)
 STATE_CURRENT = "consent.current"
+_UNREAD = object()
 
 
 class ConsentStage:
@@ -117,17 +118,16 @@ class ConsentStage:
 
     def _protected_write(self, scope: RequestScope, it: Interaction) -> bool:
         params = self.engine.policy.parameters
+        current: Any = _UNREAD
+        replaced = (it.resource_type, it.id) if it.kind in {kinds.UPDATE, kinds.DELETE} else None
+        if replaced is not None:  # taken once, whatever decides below (a second entry about it would read afresh)
+            current = (scope.state.get(STATE_CURRENT) or {}).pop(replaced, _UNREAD)
         if it.resource_type in params.protected_write_types:
             return True
         if it.body is not None and security_labels(it.body):
             return True
-        if it.kind in {kinds.UPDATE, kinds.DELETE} and it.resource_type and it.id:
-            # removing or replacing labelled data is a label change too
-            prefetched: dict[tuple[str, str], Any] = scope.state.get(STATE_CURRENT) or {}
-            key = (it.resource_type, it.id)
-            if key in prefetched:
-                current = prefetched.pop(key)  # once: a later entry about it reads what this one may have changed
-            else:
+        if replaced is not None and it.resource_type and it.id:  # replacing labelled data is a label change too
+            if current is _UNREAD:
                 with scope.reading() as connection:
                     current = scope.services.store.get(connection, it.resource_type, it.id)
             if current is not None and current.body is not None and security_labels(current.resource()):
