@@ -40,6 +40,7 @@ from gateway.consent.responses import (
     resources_in,
 )
 from gateway.fhir import interaction as kinds
+from gateway.fhir.bundles import replaced_targets
 from gateway.fhir.context import RequestScope
 from gateway.fhir.errors import FhirError, Issue, not_found
 from gateway.fhir.interaction import Interaction, Result
@@ -135,19 +136,12 @@ class ConsentStage:
         return False
 
     def _prefetch(self, scope: RequestScope, it: Interaction) -> None:
-        """A transaction's updates and deletes of `Type/id`: the current versions `_protected_write` checks for
+        """A transaction's updates and deletes: the current versions `_protected_write` checks for
         labels, read in one statement on the transaction's connection instead of one read per entry (an ingested
         message updates ~20 resources)."""
         if it.kind != kinds.TRANSACTION or scope.connection is None or not isinstance(it.body, dict):
             return
-        keys = []
-        for entry in it.body.get("entry") or ():
-            request = entry.get("request") if isinstance(entry, dict) else None
-            if isinstance(request, dict) and request.get("method") in ("PUT", "DELETE"):
-                url = request.get("url")
-                parts = url.split("/") if isinstance(url, str) and "?" not in url else []
-                if len(parts) == 2 and all(parts):
-                    keys.append((parts[0], parts[1]))
+        keys = replaced_targets(scope, it.body)
         if keys:
             found = scope.services.store.get_current(scope.connection, keys)
             scope.state[STATE_CURRENT] = {key: found.get(key) for key in keys}

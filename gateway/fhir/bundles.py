@@ -80,6 +80,21 @@ def transaction(scope: RequestScope, it: Interaction) -> Result:
     return Result(200, resource=bundle)
 
 
+def replaced_targets(scope: RequestScope, bundle: dict[str, Any]) -> list[tuple[str, str]]:
+    """(type, id) of the resources a transaction Bundle's entries update or delete, read exactly as `transaction`
+    reads its entries; an entry it would refuse is left out (the transaction refuses it)."""
+    targets = []
+    entries = bundle.get("entry")
+    for index, entry in enumerate(entries if isinstance(entries, list) else ()):
+        try:
+            entry_it = _entry_interaction(scope, entry, index)
+        except FhirError:
+            continue
+        if entry_it.kind in {kinds.UPDATE, kinds.DELETE} and entry_it.resource_type and entry_it.id:
+            targets.append((entry_it.resource_type, entry_it.id))
+    return targets
+
+
 def _run_entry(tx: RequestScope, entry_it: Interaction) -> Result:
     if entry_it.existing is not None:  # conditional create that matched: nothing to write
         return entry_it.existing
