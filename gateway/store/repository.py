@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, Float, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -187,6 +187,37 @@ def _next_version(body: dict[str, Any], resource_id: str, current: StoredResourc
     return version, last_updated, fhirjson.dumps(body)
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _UsedOnce(Generic[K, V]):
+    """A map of what a caller prepared for a later call, each entry taken once; beyond `PREPARED_INDEX_SIZE`
+    entries the oldest are dropped (what was prepared and never taken). Safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > PREPARED_INDEX_SIZE:
+                self._items.popitem(last=False)
+
+    def take(self, key: K) -> V | None:
+        if not self._items:  # the common case, without the lock
+            return None
+        with self._lock:
+            return self._items.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(list(self._items))
+
+
 class ResourceStore:
     def __init__(self, engine: Engine, indexer: Indexer) -> None:
         self.engine = engine
@@ -194,10 +225,9 @@ class ResourceStore:
         self._readers = threading.local()
         self.single_statements = SingleStatements.of(engine)  # this thread's autocommit connection
         # index rows extracted ahead of a save (`prepare_index`), by _index_key; each used once
-        self._prepared: OrderedDict[bytes, tuple[Indexer, dict[str, list[dict[str, Any]]]]] = OrderedDict()
-        self._prepared_lock = threading.Lock()
+        self._prepared: _UsedOnce[bytes, tuple[Indexer, dict[str, list[dict[str, Any]]]]] = _UsedOnce()
         # (type, id) of resources a caller found absent just before saving them (`expect_new`); each used once
-        self._expected_new: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._expected_new: _UsedOnce[tuple[str, str], bool] = _UsedOnce()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -336,11 +366,7 @@ class ResourceStore:
             key = _index_key(fhirjson.dumps(stamped), body["resourceType"], resource_id, 1, _PREPARED_TIME)
             if key is None:
                 continue
-            rows = indexer(stamped)
-            with self._prepared_lock:
-                self._prepared[key] = (indexer, rows)
-                while len(self._prepared) > PREPARED_INDEX_SIZE:
-                    self._prepared.popitem(last=False)
+            self._prepared.put(key, (indexer, indexer(stamped)))
 
     def expect_new(self, keys: Iterable[tuple[str, str]]) -> None:
         """Hint that the resources (type, id) are absent, as a read just before their save found: on PostgreSQL
@@ -351,17 +377,8 @@ class ResourceStore:
         in the process, and no other writer runs beside its transaction)."""
         if self.engine.dialect.name != "postgresql":
             return
-        with self._prepared_lock:
-            for key in keys:
-                self._expected_new[key] = None
-            while len(self._expected_new) > PREPARED_INDEX_SIZE:
-                self._expected_new.popitem(last=False)
-
-    def _take_expected_new(self, resource_type: str, resource_id: str) -> bool:
-        if not self._expected_new:
-            return False
-        with self._prepared_lock:
-            return self._expected_new.pop((resource_type, resource_id), False) is None
+        for key in keys:
+            self._expected_new.put(key, True)
 
     def _index_rows(self, body: dict[str, Any], resource_type: str, resource_id: str, version: int,
                     last_updated: str, data: bytes) -> dict[str, list[dict[str, Any]]]:
@@ -369,11 +386,9 @@ class ResourceStore:
         extracted now."""
         if self._prepared:
             key = _index_key(data, resource_type, resource_id, version, last_updated)
-            if key is not None:
-                with self._prepared_lock:
-                    prepared = self._prepared.pop(key, None)
-                if prepared is not None and prepared[0] is self.indexer:
-                    return prepared[1]
+            prepared = self._prepared.take(key) if key is not None else None
+            if prepared is not None and prepared[0] is self.indexer:
+                return prepared[1]
         return self.indexer(body)
 
     def save(
@@ -470,7 +485,7 @@ class ResourceStore:
         on the raw cursor; a resource expected to be new (`expect_new`) is first tried as a create in one
         statement."""
         rows: dict[str, list[dict[str, Any]]] | None = None
-        if if_match is None and self._take_expected_new(resource_type, resource_id):
+        if if_match is None and self._expected_new.take((resource_type, resource_id)):
             version, last_updated, data = _next_version(body, resource_id, None, None)
             rows = self._index_rows(body, resource_type, resource_id, version, last_updated, data)
             sql, parameters = _create_in_one_statement(resource_type, resource_id, version, last_updated, data, rows)
