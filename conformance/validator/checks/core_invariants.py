@@ -107,14 +107,6 @@ def _has(value: Any, name: str) -> bool:
     return isinstance(found, dict | str) and bool(found)
 
 
-def _no_extension(value: Any, url: str) -> bool:
-    """`value` is a JSON object without an extension `url`: `extension(url).exists()` is false."""
-    if not isinstance(value, dict):
-        return False
-    found = value.get("extension", [])
-    return isinstance(found, list) and not any(isinstance(e, dict) and e.get("url") == url for e in found)
-
-
 def _no_coding(value: Any, name: str, system: str, code: str) -> bool:
     """`name.coding.where(system = 'system' and code = 'code')` finds nothing in the JSON object `value`: `name`
     is absent, or an object whose codings are objects with string (or absent) system and code, none both equal."""
@@ -145,8 +137,10 @@ def _extension_urls(value: Any) -> list[str] | None:
     return [e["url"] for e in found]
 
 
-def _none_is(urls: list[str] | None, url: str) -> bool:
-    """Extension urls (from `_extension_urls`) are known and none of them is `url`."""
+def _no_extension(value: Any, url: str) -> bool:
+    """`extension(url).exists()` and `extension.where(url = ...).exists()` are false: `value` is a JSON object whose
+    extensions (if any) are objects with string urls, none of them `url`."""
+    urls = _extension_urls(value)
     return urls is not None and url not in urls
 
 
@@ -259,10 +253,10 @@ _SHORTCUTS: dict[str, Callable[[Any], bool]] = {
         or _has_value_choice(v, "value"),
     # nl-core-Alert: no flag-detail extension
     f"code.memberOf('{_ALERT_CODES}') implies extension.where(url = '{_FLAG_DETAIL}').exists().not()":
-        lambda v: _none_is(_extension_urls(v), _FLAG_DETAIL),
+        lambda v: _no_extension(v, _FLAG_DETAIL),
     f"extension('{_FLAG_DETAIL}').exists() implies code.coding.where($this.system = "
     "'http://terminology.hl7.org/CodeSystem/data-absent-reason' and $this.code = 'not-applicable').exists()":
-        lambda v: _none_is(_extension_urls(v), _FLAG_DETAIL),
+        lambda v: _no_extension(v, _FLAG_DETAIL),
     # ait-1, ait-2 (AllergyIntolerance)
     f"verificationStatus.coding.where(system = '{_ALLERGY_VERIFICATION}' and code = 'entered-in-error').exists() "
     "or clinicalStatus.exists()": lambda v: _has(v, "clinicalStatus"),
