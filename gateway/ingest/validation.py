@@ -37,6 +37,9 @@ class OutputValidation:
         self.validation = validation
         self.size = size
         self.structure_checker = structure_checker
+        # the validator's own structure check is this one: run once, for both (`issues` hands it the result)
+        self._shared_structure = structure_checker is not None and structure_checker is getattr(
+            validation, "structure_checker", None)
         self._issues: OrderedDict[bytes, list[ValidationIssue]] = OrderedDict()
         self._structure: OrderedDict[bytes, list[Any]] = OrderedDict()
         self._lock = threading.Lock()
@@ -49,11 +52,8 @@ class OutputValidation:
             if found is not None:
                 self._issues.move_to_end(content)
                 return content, found
-        # the structure check the validator would run, when it is the write checks' one: run once, for both
-        shared = self.structure_checker is not None and self.structure_checker is getattr(
-            self.validation, "structure_checker", None)
-        found = self.validation.validation_issues(resource, structure=self.structure(resource, content) if shared
-                                                  else None)
+        structure = self.structure(resource, content) if self._shared_structure else None
+        found = self.validation.validation_issues(resource, structure=structure)
         if self.size > 0:
             with self._lock:
                 self._issues[content] = found
