@@ -18,6 +18,7 @@ PATIENT_COMPARTMENT = "http://hl7.org/fhir/CompartmentDefinition/patient"
 _WHERE = re.compile(r"\.where\(resolve\(\) is Patient\)$")
 _PATH = re.compile(r"^[A-Za-z]+(\.[A-Za-z]+)+$")
 _NOBODY: frozenset[str] = frozenset()
+_REMEMBERED_REFERENCES = 4096  # reference text -> patient (see PatientCompartment._named)
 
 
 class DefinitionSource(Protocol):
@@ -33,6 +34,7 @@ class PatientCompartment:
     paths: Mapping[str, tuple[tuple[str, ...], ...]]  # resource type -> element paths (without the type)
     base_url: str = ""  # absolute references under this base are local; other absolute ones stay opaque
     params: Mapping[str, frozenset[str]] = field(default_factory=dict)  # type -> compartment search params
+    _references: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_definitions(
@@ -83,24 +85,36 @@ class PatientCompartment:
         paths = self.paths.get(resource_type if type(resource_type) is str else str(resource_type))
         if not paths or not isinstance(resource, dict):
             return _NOBODY
-        found: set[str] = set()
-        base_url = self.base_url
+        found = _NOBODY
         for path in paths:
             if len(path) == 1:  # most compartment paths (`subject`, `patient`, `performer`): no walk needed
-                if path[0] not in resource:
+                child = resource.get(path[0])
+                if child is None:
                     continue
-                child = resource[path[0]]
-                for node in child if isinstance(child, list) else (child,):
-                    if isinstance(node, dict):
-                        patient = patient_id(node.get("reference"), base_url)
-                        if patient:
-                            found.add(patient)
-                continue
-            for node in _walk(resource, path):
-                patient = patient_id(node.get("reference") if isinstance(node, dict) else None, base_url)
-                if patient:
-                    found.add(patient)
-        return frozenset(found) if found else _NOBODY
+                nodes: Iterable[Any] = child if isinstance(child, list) else (child,)
+            else:
+                nodes = _walk(resource, path)
+            for node in nodes:
+                if isinstance(node, dict):
+                    named = self._named(node.get("reference"))
+                    if named and named is not found:
+                        found = named if not found else found | named
+        return found
+
+    def _named(self, reference: object) -> frozenset[str]:
+        """The patient a reference names, as a set of one (or none): remembered per reference text, since a
+        page of results names the same few patients hundreds of times."""
+        if type(reference) is not str:
+            patient = patient_id(reference, self.base_url)  # a str subclass, or (not a reference) None
+            return frozenset((patient,)) if patient else _NOBODY
+        named = self._references.get(reference)
+        if named is None:
+            patient = patient_id(reference, self.base_url)
+            named = frozenset((patient,)) if patient else _NOBODY
+            if len(self._references) >= _REMEMBERED_REFERENCES:
+                self._references.clear()
+            self._references[reference] = named
+        return named
 
 
 def patient_id(reference: object, base_url: str = "") -> str | None:

@@ -57,9 +57,18 @@ def _collect(node: Any, found: list[dict[str, Any]]) -> None:
         return
     if kind == "Bundle":
         for entry in node.get("entry") or ():
-            if isinstance(entry, dict):
-                _collect(entry.get("resource"), found)
-                _collect((entry.get("response") or {}).get("outcome"), found)
+            if not isinstance(entry, dict):
+                continue
+            resource = entry.get("resource")
+            if type(resource) is dict and type(resource.get("resourceType")) is str and (
+                resource["resourceType"] not in _CONTAINERS
+            ):
+                found.append(resource)  # the common entry, without a call per level
+            else:
+                _collect(resource, found)
+            response = entry.get("response")
+            if isinstance(response, dict):
+                _collect(response.get("outcome"), found)
     elif kind == "Parameters":
         for parameter in _parameters(node):
             _collect(parameter.get("resource"), found)
@@ -86,30 +95,39 @@ def filter_bundle(
 ) -> FilterReport:
     """Filter a response Bundle in place."""
     report = FilterReport()
+    released, withheld = report.released, report.withheld
+    kind = bundle.get("type")
+    responses = kind in {"batch-response", "transaction-response"}
     kept = []
+    patient_data_seen = False
     for entry in bundle.get("entry") or ():
         if not isinstance(entry, dict):
             continue
         resource = entry.get("resource")
         if isinstance(resource, dict):
-            decision = judge_unit(resource, judge)
-            report.patient_data_seen |= decision.patient is not None or decision.effect is not Effect.PERMIT
+            # judge_unit, inlined for the plain resource (a page has hundreds)
+            decision = judge(resource) if resource.get("resourceType") not in _CONTAINERS else judge_unit(
+                resource, judge
+            )
             if decision.effect is Effect.PERMIT:
-                report.released.append((resource, decision))
+                patient_data_seen = patient_data_seen or decision.patient is not None
+                released.append((resource, decision))
                 kept.append(entry)
             else:
-                report.withheld.append((resource, decision))
-                if bundle.get("type") in {"batch-response", "transaction-response"}:
+                patient_data_seen = True
+                withheld.append((resource, decision))
+                if responses:
                     kept.append(_withheld_response_entry(entry, decision))
             continue
-        if bundle.get("type") == "history" and _history_type(entry) and is_patient_type(_history_type(entry)):
-            report.withheld.append((None, None))  # a deletion of patient data: unverifiable, so not shown
-            report.patient_data_seen = True
+        if kind == "history" and _history_type(entry) and is_patient_type(_history_type(entry)):
+            withheld.append((None, None))  # a deletion of patient data: unverifiable, so not shown
+            patient_data_seen = True
             continue
         kept.append(entry)
+    report.patient_data_seen = patient_data_seen
     _set_entries(bundle, kept)
     _fix_total(bundle, report)
-    if bundle.get("type") == "searchset" and report.suppressed_visible:
+    if kind == "searchset" and report.suppressed_visible:
         bundle.setdefault("entry", []).append(
             {"resource": suppressed_outcome(len(report.suppressed_visible), hint), "search": {"mode": "outcome"}}
         )

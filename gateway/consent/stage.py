@@ -8,6 +8,7 @@ ones are removed (see gateway.consent.responses), a withheld single resource bec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -161,7 +162,7 @@ class ConsentStage:
         body = _body_to_judge(it, result)
         if body is None:
             return result
-        judge = self._judge(scope, ctx, body, now, record)
+        judge, reference_of = self._judge(scope, ctx, body, now, record)
         report: FilterReport | None = None
         kind = body.get("resourceType")
         if kind == "Bundle" and result.stored is None and body.get("type") in RESPONSE_BUNDLES:
@@ -174,7 +175,8 @@ class ConsentStage:
             report = filter_parameters(body, judge)
         if report is not None:
             result.resource, result.stored = body, None
-            self._note(record, result, report.released, len(report.withheld), len(report.suppressed_visible))
+            self._note(record, result, report.released, len(report.withheld), len(report.suppressed_visible),
+                       reference_of)
             if it.kind == kinds.HISTORY_INSTANCE and report.withheld and not report.released:
                 # an empty history would confirm that the resource exists: answer as a read of it would
                 withheld = next((d for _, d in report.withheld if d is not None), None)
@@ -184,7 +186,7 @@ class ConsentStage:
             return result
         decision = judge_unit(body, judge)
         if decision.effect is Effect.PERMIT:
-            self._note(record, result, [(body, decision)], 0, 0)
+            self._note(record, result, [(body, decision)], 0, 0, reference_of)
             return result
         record.withheld += 1
         if it.kind in WRITE_KINDS:  # the write happened; only the echo is withheld
@@ -193,7 +195,9 @@ class ConsentStage:
 
     def _judge(
         self, scope: RequestScope, ctx: RequestContext, body: dict[str, Any], now: datetime, record: InteractionRecord
-    ) -> Judge:
+    ) -> tuple[Judge, Callable[[dict[str, Any]], str]]:
+        """A judge for the resources of `body` (each decision recorded with the resource's reference), and the
+        reference of a resource it knows."""
         describer = self.engine.describer
         policy = self.engine.policy
         known = record.described  # descriptions the handler made already (a resource's description is pure)
@@ -202,13 +206,14 @@ class ConsentStage:
         shapes: dict[int, tuple[tuple[object, ...], str]] = {}
         patients: set[str] = set()
         for resource in resources_in(body) or [body]:
-            seen = known.get(id(resource))
+            seen = known.get(id(resource)) if known else None
             if seen is not None and seen[0] is resource:
                 shape, reference = seen[1].shape, seen[1].reference
             else:
                 shape, reference = describer.shape(resource), _reference(resource)
             shapes[id(resource)] = (shape, reference)
-            patients.update(shape[1])  # type: ignore[arg-type]
+            if shape[1]:
+                patients.update(shape[1])  # type: ignore[arg-type]
         facts = {}
         if patients:
             # without a snapshot transaction (no BEGIN/COMMIT): the facts query is one statement, and the facts are
@@ -234,7 +239,11 @@ class ConsentStage:
             decisions.append((reference, decision))
             return decision
 
-        return judge
+        def reference_of(resource: dict[str, Any]) -> str:
+            found = shapes.get(id(resource))
+            return found[1] if found is not None else _reference(resource)
+
+        return judge, reference_of
 
     def _note(
         self,
@@ -243,8 +252,9 @@ class ConsentStage:
         released: list[tuple[dict[str, Any], Decision]],
         withheld: int,
         visible: int,
+        reference_of: Callable[[dict[str, Any]], str],
     ) -> None:
-        record.released.extend(f"{r.get('resourceType')}/{r.get('id')}" for r, _ in released)
+        record.released.extend([reference_of(resource) for resource, _ in released])
         record.withheld += withheld
         if visible:
             result.headers[SUPPRESSED_HEADER] = str(visible)
