@@ -137,6 +137,7 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--workers", "1"],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=lambda: os.sched_setaffinity(0, SERVER_CPUS) if SERVER_CPUS else None,
         )
         wait_up(f"{self.base}/metadata", self.process)
         self.client = httpx.Client(timeout=30)
@@ -175,7 +176,15 @@ class Server:
             self.process.kill()
 
 
+# Over HTTP the client and every server get CPUs of their own: left to the scheduler, a server that happened to
+# share the client's core for a whole run was measured up to 25% slower than in the next run (2 cores).
+CPUS = sorted(os.sched_getaffinity(0))
+CLIENT_CPUS, SERVER_CPUS = ({CPUS[0]}, set(CPUS[1:])) if len(CPUS) > 1 else (set(), set())
+
+
 def main_http(rounds: int) -> None:
+    if CLIENT_CPUS:
+        os.sched_setaffinity(0, CLIENT_CPUS)
     directory = Path(tempfile.mkdtemp(prefix="bench-consent-audit-http"))
     configurations = {"bare": (False, False), "consent": (True, False), "consent+audit": (True, True)}
     servers: dict[str, Server] = {}
@@ -185,9 +194,9 @@ def main_http(rounds: int) -> None:
         workloads = {"read Observation/o7": ("/Observation/o7", 0),
                      f"search page of {PAGE}": (f"/Observation?subject=Patient/pa&_count={PAGE}", PAGE)}
         size = 20
-        print(f"consent + audit overhead over HTTP (uvicorn, 1 worker each, loopback, SQLite), {rounds} rounds; "
-              "median latency (client) | median server CPU per request (batches of {size})".replace("{size}",
-                                                                                                    str(size)))
+        pinning = f", client on CPU {sorted(CLIENT_CPUS)}, servers on {sorted(SERVER_CPUS)}" if CLIENT_CPUS else ""
+        print(f"consent + audit overhead over HTTP (uvicorn, 1 worker each, loopback, SQLite{pinning}), {rounds} "
+              f"rounds; median latency (client) | median server CPU per request (batches of {size})")
         for workload, (path, expect) in workloads.items():
             for server in servers.values():
                 server.batch(path, expect, size)  # warm up

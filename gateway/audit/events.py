@@ -94,9 +94,11 @@ def balp_kind(access: Access) -> str:
 
 
 def interaction_event(access: Access, actor: Actor, recorded: str, event_id: str, site: str) -> dict[str, Any]:
-    """The interaction's AuditEvent. For a transaction or batch: `subtype` also lists the entries' interactions,
-    `entity` every patient and resource of every entry (written ones as `Type/id/_history/n`) and the query of
-    each search entry, and the `interaction` entity one `entry` detail per entry ("METHOD path -> status")."""
+    """The interaction's AuditEvent: the patients, what was disclosed or written (a query's results by reference
+    alone), the query, and the interaction's context. For a transaction or batch: `subtype` also lists the
+    entries' interactions, `entity` every patient and resource of every entry (written ones as
+    `Type/id/_history/n`) and the query of each search entry, and the `interaction` entity one `entry` detail per
+    entry ("METHOD path -> status")."""
     kind = balp_kind(access)
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
@@ -120,7 +122,13 @@ def interaction_event(access: Access, actor: Actor, recorded: str, event_id: str
     if actor.purpose_of_use:
         event["purposeOfEvent"] = [_purpose(actor.purpose_of_use)]
     entities = [patient_entity(patient) for patient in access.patients]
-    entities += [_data_entity(reference) for reference in access.resources]
+    if _is_query(access.kind):
+        # a query's results (NEN 7513: which data) by reference alone. BALP's query patterns record the query, not
+        # its results, and give them no slice; the type and role codings of a `data` entity (the same two for every
+        # result) would be four fifths of a 200-result event's canonical JSON, hashed and written before the answer
+        entities += [{"what": {"reference": reference}} for reference in access.resources]
+    else:  # what a read or write disclosed or wrote: BALP's `data` entity
+        entities += [_data_entity(reference) for reference in access.resources]
     if _is_query(access.kind):
         entities.append(_query_entity(access.path, access.query))
     entities += [_query_entity(entry.path, entry.query) for entry in access.entries if _is_query(entry.kind)]

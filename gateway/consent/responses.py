@@ -216,6 +216,8 @@ def _fix_total(bundle: dict[str, Any], report: FilterReport) -> None:
     if paged:
         del bundle["total"]  # other pages may hold withheld resources: an exact total would leak
         return
+    if not report.withheld:
+        return  # every match is on this page and was released: the total stands
     modes = [((e.get("search") or {}).get("mode")) for e in bundle.get("entry") or ()]
     if bundle.get("type") == "searchset":
         bundle["total"] = sum(1 for mode in modes if mode in {None, "match"})

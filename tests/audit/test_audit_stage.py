@@ -157,6 +157,16 @@ def test_include_and_search_leaks_are_closed(services: Any) -> None:
     import base64
 
     assert base64.b64decode(query["query"]).decode() == "Observation?_include=Observation:subject"
+    # every disclosed resource (the include too) is listed, by reference alone; a withheld one (o2) is not
+    results = [e for e in read["entity"] if set(e) == {"what"}]
+    assert sorted(e["what"]["reference"] for e in results) == ["Observation/o1", "Patient/p1"]
+
+
+def test_a_read_names_its_resource_as_balp_data_entity(services: Any) -> None:
+    dispatch(services, Interaction("read", "GET", "Observation", "o1"))
+    read = [e for e in events(services) if e.get("meta", {}).get("profile", [""])[0].endswith("PatientRead")][-1]
+    data = [e for e in read["entity"] if e.get("what") == {"reference": "Observation/o1"}]
+    assert [(e["type"]["code"], e["role"]["code"]) for e in data] == [("2", "4")]  # System Object, Domain Resource
 
 
 def test_history_does_not_leak(services: Any) -> None:
