@@ -250,8 +250,8 @@ class AuditStage:
             status=status,
             diagnostics=diagnostics,
             patient_data=bool(getattr(consent, "patient_data_target", False)),
-            patients=[str(patient) for patient in patients],
-            resources=[str(reference) for reference in resources],
+            patients=list(map(str, patients)),
+            resources=list(map(str, resources)),  # text only (a page: hundreds, so not one call each in Python)
             decision_id=_text(getattr(consent, "decision_id", None)),
             btg_reason=_text(getattr(request, "emergency_reason", "") or None) if _is_btg(request) else None,
         )

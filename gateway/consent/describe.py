@@ -36,8 +36,13 @@ class Describer:
 
     def shape(self, resource: Mapping[str, Any]) -> tuple[object, ...]:
         """`describe(resource).shape` without building the description: what a decision depends on (all but the
-        id). Straight-line code for the common resource (no contained resources, a few meta codings): the
-        consent stage computes this for every resource of every response."""
+        id)."""
+        return self.shape_and_reference(resource)[0]
+
+    def shape_and_reference(self, resource: Mapping[str, Any]) -> tuple[tuple[object, ...], str]:
+        """`describe(resource).shape` and `.reference` without building the description. Straight-line code for
+        the common resource (no contained resources, a few meta codings): the consent stage computes this for
+        every resource of every response."""
         resource_type = resource.get("resourceType", "")
         if type(resource_type) is not str:
             resource_type = str(resource_type)
@@ -68,7 +73,8 @@ class Describer:
         status = resource.get("status")
         if not isinstance(status, str):
             status = _status(resource)
-        return (
+        resource_id = resource.get("id")
+        shape = (
             resource_type,
             patients,
             bool(patients) or resource_type in self.params.always_patient_data_types,
@@ -78,6 +84,8 @@ class Describer:
             holder_ura,
             status,
         )
+        reference = f"{resource_type}/{resource_id}" if isinstance(resource_id, str) and resource_id else resource_type
+        return shape, reference
 
     def data_category(self, resource: Mapping[str, Any]) -> str:
         resource_type = str(resource.get("resourceType", ""))

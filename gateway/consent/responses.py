@@ -100,6 +100,7 @@ def filter_bundle(
     responses = kind in {"batch-response", "transaction-response"}
     kept = []
     patient_data_seen = False
+    permit = Effect.PERMIT
     for entry in bundle.get("entry") or ():
         if not isinstance(entry, dict):
             continue
@@ -109,7 +110,7 @@ def filter_bundle(
             decision = judge(resource) if resource.get("resourceType") not in _CONTAINERS else judge_unit(
                 resource, judge
             )
-            if decision.effect is Effect.PERMIT:
+            if decision.effect is permit:
                 patient_data_seen = patient_data_seen or decision.patient is not None
                 released.append((resource, decision))
                 kept.append(entry)

@@ -210,7 +210,7 @@ class ConsentStage:
             if seen is not None and seen[0] is resource:
                 shape, reference = seen[1].shape, seen[1].reference
             else:
-                shape, reference = describer.shape(resource), _reference(resource)
+                shape, reference = describer.shape_and_reference(resource)
             shapes[id(resource)] = (shape, reference)
             if shape[1]:
                 patients.update(shape[1])  # type: ignore[arg-type]
@@ -226,11 +226,7 @@ class ConsentStage:
         decisions = record.decisions
 
         def judge(resource: dict[str, Any]) -> Decision:
-            found = shapes.get(id(resource))
-            if found is None:
-                shape, reference = describer.shape(resource), _reference(resource)
-            else:
-                shape, reference = found
+            shape, reference = shapes.get(id(resource)) or describer.shape_and_reference(resource)
             decision = decided.get(shape)
             if decision is None:
                 seen = known.get(id(resource))
@@ -240,8 +236,7 @@ class ConsentStage:
             return decision
 
         def reference_of(resource: dict[str, Any]) -> str:
-            found = shapes.get(id(resource))
-            return found[1] if found is not None else _reference(resource)
+            return (shapes.get(id(resource)) or describer.shape_and_reference(resource))[1]
 
         return judge, reference_of
 
@@ -311,15 +306,6 @@ def _known(registry: Any, resource_type: str | None, code: str) -> bool:
         return True
     param = registry.get(resource_type, code) if registry is not None else None
     return param is not None and bool(getattr(param, "supported", False))
-
-
-def _reference(resource: dict[str, Any]) -> str:
-    """`DisclosedResource.reference` of the resource's description."""
-    resource_type = resource.get("resourceType", "")
-    resource_id = resource.get("id")
-    if type(resource_type) is not str:
-        resource_type = str(resource_type)
-    return f"{resource_type}/{resource_id}" if isinstance(resource_id, str) and resource_id else resource_type
 
 
 def _etags(result: Result) -> set[str]:
