@@ -35,6 +35,7 @@ class PatientCompartment:
     base_url: str = ""  # absolute references under this base are local; other absolute ones stay opaque
     params: Mapping[str, frozenset[str]] = field(default_factory=dict)  # type -> compartment search params
     _references: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _types: frozenset[str] = field(init=False, repr=False, compare=False)  # resource_types, made once
 
     @classmethod
     def from_definitions(
@@ -73,10 +74,13 @@ class PatientCompartment:
             {rtype: frozenset(codes) for rtype, codes in params.items()},
         )
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_types", frozenset(self.paths) | {"Patient"})
+
     @property
     def resource_types(self) -> frozenset[str]:
-        """Types that can be about a patient (Patient itself included)."""
-        return frozenset(self.paths) | {"Patient"}
+        """Types that can be about a patient (Patient itself included); asked twice per request."""
+        return self._types
 
     def patients_of(self, resource: Mapping[str, Any]) -> frozenset[str]:
         resource_type = resource.get("resourceType")

@@ -7,6 +7,12 @@ without a snapshot transaction): one statement for the contacts, referrals and C
 for, a second one only for the URAs of referral recipients named by reference; each sees a committed state of
 the store, as the read of the data itself does.
 
+On SQLite a patient's facts are remembered with the store's resource generation (migration 0008), a counter
+that triggers move with every committed change to `resource` or `idx_reference`, in whatever process it is
+made; the counter is read before the facts, and remembered facts are used only while it has not moved, so they
+are never older than facts read at that moment would be. Not inside a transaction (its uncommitted writes), not
+with an external consent source, not on PostgreSQL (no counter: see the migration): there every request reads.
+
 An optional external consent source (e.g. a Mitz connection) can be injected; if it fails, the facts say so
 (`consent_error`) and every rule that needs consent fails closed.
 """
@@ -14,6 +20,7 @@ An optional external consent source (e.g. a Mitz connection) can be injected; if
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -34,6 +41,7 @@ log = logging.getLogger("gateway.consent")
 ConsentSource = Callable[[str], list[dict[str, Any]]]  # patient id -> Consent resources (may raise)
 _PATIENT_PARAMS = ("patient", "subject")
 _RECIPIENTS = {"Task": ("owner",), "ServiceRequest": ("performer",), "Communication": ("recipient",)}
+_REMEMBERED_PATIENTS = 4096  # facts kept per FactsSource (see FactsSource.facts)
 
 
 @lru_cache(maxsize=256)
@@ -88,11 +96,33 @@ class FactsSource:
         self.params = params
         self.base_url = base_url.rstrip("/")
         self.consent_source = consent_source
+        # (database, patient) -> (resource generation, facts): see `_generation`
+        self._remembered: dict[tuple[str, str], tuple[int, PatientFacts]] = {}
 
     def facts(self, connection: Connection, patients: Iterable[str]) -> dict[str, PatientFacts]:
         wanted = sorted({patient for patient in patients if patient})
         if not wanted:
             return {}
+        generation = _generation(connection) if self.consent_source is None else None
+        if generation is None:
+            return self._read(connection, wanted)
+        database = str(connection.engine.url.database)
+        found: dict[str, PatientFacts] = {}
+        for patient in wanted:
+            remembered = self._remembered.get((database, patient))
+            if remembered is not None and remembered[0] == generation:
+                found[patient] = remembered[1]
+        missing = [patient for patient in wanted if patient not in found]
+        if missing:
+            read = self._read(connection, missing)
+            if len(self._remembered) + len(read) > _REMEMBERED_PATIENTS:
+                self._remembered.clear()
+            for patient, facts in read.items():
+                self._remembered[(database, patient)] = (generation, facts)
+            found.update(read)
+        return found
+
+    def _read(self, connection: Connection, wanted: list[str]) -> dict[str, PatientFacts]:
         types = set(self.params.contact_types) | set(self.params.referral_types) | {"Consent"}
         by_patient: dict[str, list[dict[str, Any]]] = {patient: [] for patient in wanted}
         for patient, body in self._resources_of(connection, wanted, types):
@@ -179,6 +209,23 @@ class FactsSource:
         except (AttributeError, TypeError, ValueError) as problem:
             return [], f"consent could not be read ({type(problem).__name__})"
         return [record for record in records if record.patient == patient], None
+
+
+def _generation(connection: Connection) -> int | None:
+    """The store's resource generation (migration 0008: moved by every committed change to the rows the facts are
+    read from, in any process), read before the facts, so facts remembered with it are never older than it; or
+    None when facts must be read afresh: not SQLite (no counter), or inside a transaction (its writes may not be
+    committed yet, or ever)."""
+    if connection.dialect.name != "sqlite":
+        return None
+    driver = connection.connection.dbapi_connection
+    if driver is None or driver.in_transaction:  # type: ignore[attr-defined]
+        return None
+    try:
+        row = driver.execute("SELECT n FROM resource_generation WHERE id = 1").fetchone()  # type: ignore[attr-defined]
+    except sqlite3.Error:  # no counter (a database made without the migrations): read afresh
+        return None
+    return int(row[0]) if row is not None else None
 
 
 def _fetch(connection: Connection, sql: str, parameters: list[str]) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import pytest
@@ -135,3 +136,69 @@ def test_other_references_to_the_patient_are_not_visited(services: Any, policy: 
     assert after == before and sorted(c.reference for c in after.contacts) == ["Encounter/e1", "Task/t1"]
     assert steps_after == steps_before
 
+
+
+def _statements(connection: Any) -> list[str]:
+    """Collects the SQL the driver connection runs from now on (until the list is dropped)."""
+    seen: list[str] = []
+    connection.connection.dbapi_connection.set_trace_callback(seen.append)
+    return seen
+
+
+def test_remembered_facts_are_used_until_any_write_moves_the_store_generation(services: Any, policy: Any) -> None:
+    """SQLite: a patient's facts are read once and then taken from memory while the store's resource generation
+    (migration 0008) stands still; a write through the store, or straight into the database file by another
+    connection, moves it, and the next request reads the facts afresh."""
+    source = FactsSource(policy.parameters, BASE)
+
+    def facts_for_p9() -> tuple[Any, list[str]]:
+        with services.store.read(snapshot=False) as connection:
+            seen = _statements(connection)
+            try:
+                facts = fetch_facts(source, connection, ["p9"])["p9"]
+            finally:
+                connection.connection.dbapi_connection.set_trace_callback(None)
+        return facts, seen
+
+    first, read = facts_for_p9()
+    again, remembered = facts_for_p9()
+    assert again == first and [c.reference for c in first.contacts] == ["Encounter/e9"]
+    assert any("idx_reference" in sql for sql in read)
+    assert remembered == ["SELECT n FROM resource_generation WHERE id = 1"]  # the counter, not the facts
+
+    with services.store.write() as connection:  # a write through the store: a new contact for p9
+        services.store.save(connection, {"resourceType": "EpisodeOfCare", "status": "active",
+                                         "patient": {"reference": "Patient/p9"}}, "eoc9")
+    after_write, read_again = facts_for_p9()
+    assert sorted(c.reference for c in after_write.contacts) == ["Encounter/e9", "EpisodeOfCare/eoc9"]
+    assert any("idx_reference" in sql for sql in read_again)
+
+    other = sqlite3.connect(services.store.engine.url.database)  # another connection (another process alike)
+    try:
+        other.execute("UPDATE resource SET deleted = 1 WHERE type = 'EpisodeOfCare' AND id = 'eoc9'")
+        other.commit()
+    finally:
+        other.close()
+    after_other, _ = facts_for_p9()
+    assert [c.reference for c in after_other.contacts] == ["Encounter/e9"]
+
+
+def test_facts_read_inside_a_transaction_are_neither_remembered_nor_taken_from_memory(
+    services: Any, policy: Any
+) -> None:
+    """A transaction's own writes may never commit: inside one, the facts are read from the store every time."""
+    source = FactsSource(policy.parameters, BASE)
+    with services.store.read(snapshot=False) as connection:
+        fetch_facts(source, connection, ["p1"])  # remembered
+    with pytest.raises(LookupError), services.store.write() as connection:  # rolled back at the end
+        services.store.save(connection, {"resourceType": "EpisodeOfCare", "status": "active",
+                                         "patient": {"reference": "Patient/p1"}}, "eoc1")
+        seen = _statements(connection)
+        inside = fetch_facts(source, connection, ["p1"])["p1"]
+        connection.connection.dbapi_connection.set_trace_callback(None)
+        assert "EpisodeOfCare/eoc1" in [c.reference for c in inside.contacts]
+        assert not any("resource_generation" in sql for sql in seen)
+        raise LookupError("roll back")
+    with services.store.read(snapshot=False) as connection:
+        outside = fetch_facts(source, connection, ["p1"])["p1"]
+    assert "EpisodeOfCare/eoc1" not in [c.reference for c in outside.contacts]

@@ -140,7 +140,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_real_disk_full(small_disk: Path, tmp_path: Path) -> None:
+    """A write on a full disk is refused (503, nothing half-written); once there is room again, writes are taken
+    and the acknowledged ones served without a restart. (On the full disk itself a read may be refused too: it
+    cannot be audited, and whether its audit record still fits in what the refused write left depends on a few
+    kilobytes.)"""
     database = small_disk / "gateway.db"
+    room = small_disk / "room"  # taken now, given back after the disk has filled up
+    room.write_bytes(b"\0" * 512 * 1024)
     client, _ = gateway(database)
     with client:
         acknowledged, refused = [], None
@@ -154,6 +160,13 @@ def test_real_disk_full(small_disk: Path, tmp_path: Path) -> None:
             break
         assert refused is not None, "the disk never filled up"
         assert_outcome(refused, 503, "transient")
+        read = client.get(f"/fhir/Patient/{acknowledged[-1]}", headers=FHIR_JSON)
+        if read.status_code != 200:  # refused only because it could not be audited, and said so
+            assert "could not be audited" in assert_outcome(read, 503, "transient")["issue"][0]["diagnostics"]
+        room.unlink()
+        again = client.post("/fhir/Patient", headers=FHIR_JSON, json={"resourceType": "Patient", "active": True})
+        assert again.status_code == 201, again.text  # writes work again, without a restart
+        acknowledged.append(again.json()["id"])
         for resource_id in acknowledged[-5:]:
             assert client.get(f"/fhir/Patient/{resource_id}", headers=FHIR_JSON).status_code == 200
     copy = tmp_path / "copy.db"  # check a copy on a disk with room (the checker itself needs space)
