@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from conformance import fhirjson
@@ -96,8 +97,10 @@ class FactsSource:
         self.params = params
         self.base_url = base_url.rstrip("/")
         self.consent_source = consent_source
-        # (database, patient) -> (resource generation, facts): see `_generation`
-        self._remembered: dict[tuple[str, str], tuple[int, PatientFacts]] = {}
+        # per database engine: patient -> (resource generation, facts); see `_generation`
+        self._remembered: weakref.WeakKeyDictionary[Engine, dict[str, tuple[int, PatientFacts]]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def facts(self, connection: Connection, patients: Iterable[str]) -> dict[str, PatientFacts]:
         wanted = sorted({patient for patient in patients if patient})
@@ -106,19 +109,21 @@ class FactsSource:
         generation = _generation(connection) if self.consent_source is None else None
         if generation is None:
             return self._read(connection, wanted)
-        database = str(connection.engine.url.database)
+        remembered = self._remembered.get(connection.engine)
+        if remembered is None:
+            remembered = self._remembered.setdefault(connection.engine, {})
         found: dict[str, PatientFacts] = {}
         for patient in wanted:
-            remembered = self._remembered.get((database, patient))
-            if remembered is not None and remembered[0] == generation:
-                found[patient] = remembered[1]
+            kept = remembered.get(patient)
+            if kept is not None and kept[0] == generation:
+                found[patient] = kept[1]
         missing = [patient for patient in wanted if patient not in found]
         if missing:
             read = self._read(connection, missing)
-            if len(self._remembered) + len(read) > _REMEMBERED_PATIENTS:
-                self._remembered.clear()
+            if len(remembered) + len(read) > _REMEMBERED_PATIENTS:
+                remembered.clear()
             for patient, facts in read.items():
-                self._remembered[(database, patient)] = (generation, facts)
+                remembered[patient] = (generation, facts)
             found.update(read)
         return found
 

@@ -8,8 +8,12 @@ from typing import Any
 import pytest
 
 from gateway.app import build_services
-from gateway.consent.facts import FactsSource, fetch_facts
+from gateway.consent.facts import FactsSource, _generation, fetch_facts
+from gateway.search.extract import extract_index_rows
 from gateway.settings import Settings
+from gateway.store.engine import create_database_engine
+from gateway.store.migrate import upgrade
+from gateway.store.repository import ResourceStore
 
 BASE = "http://testserver/fhir"
 URA = "http://fhir.nl/fhir/NamingSystem/ura"
@@ -202,3 +206,28 @@ def test_facts_read_inside_a_transaction_are_neither_remembered_nor_taken_from_m
     with services.store.read(snapshot=False) as connection:
         outside = fetch_facts(source, connection, ["p1"])["p1"]
     assert "EpisodeOfCare/eoc1" not in [c.reference for c in outside.contacts]
+
+
+def test_remembered_facts_belong_to_their_database(services: Any, policy: Any, tmp_path: Any) -> None:
+    """Two databases at the same resource generation: what was read from one is never served for the other."""
+    source = FactsSource(policy.parameters, BASE)
+
+    def database(name: str, encounter: str) -> ResourceStore:
+        engine = create_database_engine(f"sqlite:///{tmp_path / name}.db")
+        upgrade(engine)
+        store = ResourceStore(engine, lambda resource: extract_index_rows(resource, services.search))
+        with store.write() as connection:
+            store.save(connection, {"resourceType": "Encounter", "status": "in-progress", "class": {"code": "EMER"},
+                                    "subject": {"reference": "Patient/px"}}, encounter)
+        return store
+
+    def contacts(store: ResourceStore) -> tuple[int | None, list[str]]:
+        with store.read(snapshot=False) as connection:
+            generation = _generation(connection)
+            return generation, [c.reference for c in fetch_facts(source, connection, ["px"])["px"].contacts]
+
+    first, second = database("one", "e-one"), database("two", "e-two")
+    generation_one, from_one = contacts(first)
+    generation_two, from_two = contacts(second)
+    assert generation_one == generation_two is not None  # only the database tells them apart
+    assert (from_one, from_two) == (["Encounter/e-one"], ["Encounter/e-two"])
