@@ -79,7 +79,7 @@ class PatientCompartment:
 
     @property
     def resource_types(self) -> frozenset[str]:
-        """Types that can be about a patient (Patient itself included); asked twice per request."""
+        """Types that can be about a patient (Patient itself included); asked on every request."""
         return self._types
 
     def patients_of(self, resource: Mapping[str, Any]) -> frozenset[str]:
