@@ -127,10 +127,9 @@ def interaction_event(access: Access, actor: Actor, recorded: str, event_id: str
         # its results, and give them no slice; the type and role codings of a `data` entity (the same two for every
         # result) would be four fifths of a 200-result event's canonical JSON, hashed and written before the answer
         entities += [{"what": {"reference": reference}} for reference in access.resources]
+        entities.append(_query_entity(access.path, access.query))
     else:  # what a read or write disclosed or wrote: BALP's `data` entity
         entities += [_data_entity(reference) for reference in access.resources]
-    if _is_query(access.kind):
-        entities.append(_query_entity(access.path, access.query))
     entities += [_query_entity(entry.path, entry.query) for entry in access.entries if _is_query(entry.kind)]
     entities.append(_context_entity(access))
     event["entity"] = entities

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 PATIENT_COMPARTMENT = "http://hl7.org/fhir/CompartmentDefinition/patient"
@@ -35,7 +36,6 @@ class PatientCompartment:
     base_url: str = ""  # absolute references under this base are local; other absolute ones stay opaque
     params: Mapping[str, frozenset[str]] = field(default_factory=dict)  # type -> compartment search params
     _references: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _types: frozenset[str] = field(init=False, repr=False, compare=False)  # resource_types, made once
 
     @classmethod
     def from_definitions(
@@ -74,13 +74,10 @@ class PatientCompartment:
             {rtype: frozenset(codes) for rtype, codes in params.items()},
         )
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_types", frozenset(self.paths) | {"Patient"})
-
-    @property
+    @cached_property
     def resource_types(self) -> frozenset[str]:
-        """Types that can be about a patient (Patient itself included); asked on every request."""
-        return self._types
+        """Types that can be about a patient (Patient itself included); asked on every request, made once."""
+        return frozenset(self.paths) | {"Patient"}
 
     def patients_of(self, resource: Mapping[str, Any]) -> frozenset[str]:
         resource_type = resource.get("resourceType")

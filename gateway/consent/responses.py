@@ -100,17 +100,13 @@ def filter_bundle(
     responses = kind in {"batch-response", "transaction-response"}
     kept = []
     patient_data_seen = False
-    permit = Effect.PERMIT
     for entry in bundle.get("entry") or ():
         if not isinstance(entry, dict):
             continue
         resource = entry.get("resource")
         if isinstance(resource, dict):
-            # judge_unit, inlined for the plain resource (a page has hundreds)
-            decision = judge(resource) if resource.get("resourceType") not in _CONTAINERS else judge_unit(
-                resource, judge
-            )
-            if decision.effect is permit:
+            decision = judge_unit(resource, judge)
+            if decision.effect is Effect.PERMIT:
                 patient_data_seen = patient_data_seen or decision.patient is not None
                 released.append((resource, decision))
                 kept.append(entry)
