@@ -3,13 +3,14 @@
 `audit_event` is append-only: one row per AuditEvent with its canonical JSON (RFC 8785) and the hash chain
 (`hash = SHA-256(prev_hash || "\\n" || canonical JSON)`). `audit_chain_head` is a single row that serialises
 appenders (it is updated, and so locked, in the writing transaction) and lets verification notice a truncated
-tail. `audit_event_patient` indexes events by patient for the patient access log (Wabvpz 15d/15e).
+tail. `audit_event_patient` indexes events by patient for the patient access log (Wabvpz 15d/15e). Every audited read
+appends before it is answered, so each b-tree an event touches costs on that path: no index on `recorded`.
 `audit_checkpoint` holds signed chain heads; `audit_review` the break-the-glass review queue.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import Column, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, String, Table, Text
 
 audit_metadata = MetaData()
 
@@ -26,15 +27,15 @@ audit_event = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
-Index("ix_audit_event_recorded", audit_event.c.recorded)
 
 audit_event_patient = Table(
     "audit_event_patient",
     audit_metadata,
-    Column("seq", Integer, nullable=False),  # audit_event.seq (no FK: events are never deleted through the API)
     Column("patient", String(200), nullable=False),
+    Column("seq", Integer, nullable=False),  # audit_event.seq (no FK: events are never deleted through the API)
+    PrimaryKeyConstraint("patient", "seq"),
+    sqlite_with_rowid=False,  # one b-tree per appended patient row (migration 0009)
 )
-Index("ix_audit_event_patient_patient", audit_event_patient.c.patient, audit_event_patient.c.seq)
 
 audit_chain_head = Table(
     "audit_chain_head",
