@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
-from uuid import uuid4
 
 from gateway.audit.instants import date_bounds, instant_span, recorded_key
 from gateway.audit.log import AuditLog
@@ -23,6 +22,7 @@ from gateway.fhir.context import RequestScope
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.interaction import Interaction, Result
 from gateway.fhir.pipeline import Handler
+from gateway.ids import uuid7
 
 AUDIT_EVENT = "AuditEvent"
 CONSENT_RECORDS = "consent.records"  # read by the audit stage (see gateway.audit.stage)
@@ -136,7 +136,7 @@ class AuditEventAccess:
         if span is None:
             raise FhirError(400, "required", "AuditEvent.recorded must be an instant with a time zone",
                             ["AuditEvent.recorded"])
-        event = {**body, "id": str(uuid4())}
+        event = {**body, "id": uuid7()}
         event["meta"] = {**body.get("meta", {}), "versionId": "1", "lastUpdated": recorded_key(self.clock())}
         patients = _patients_of(event)
         with scope.writing() as connection:

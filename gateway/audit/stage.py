@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import uuid4
 
 from sqlalchemy import Connection, Engine
 
@@ -48,6 +47,7 @@ from gateway.fhir.context import RequestScope
 from gateway.fhir.errors import FhirError
 from gateway.fhir.interaction import Interaction, Result
 from gateway.fhir.pipeline import Handler
+from gateway.ids import uuid7
 from gateway.store.availability import RETRY_AFTER_SECONDS, unavailable_reason
 
 WRITE_KINDS = frozenset({kinds.CREATE, kinds.UPDATE, kinds.DELETE})
@@ -219,12 +219,12 @@ class AuditStage:
                                      entry.result)) for entry in folded
             ])
         recorded = self.clock().isoformat(timespec="microseconds")
-        event = interaction_event(access, actor, recorded, str(uuid4()), self.site)
+        event = interaction_event(access, actor, recorded, uuid7(), self.site)
         pending = [Pending(event, balp_kind(access), tuple(access.patients), actor.client_id, built=True)]
         reviews: list[ReviewItem] = []
         consents = [consent] + [records.get(id(entry.it)) for entry in folded]
         for decision in _grouped_decisions(consents):
-            decision_event = consent_event(decision, access, actor, recorded, str(uuid4()), self.site)
+            decision_event = consent_event(decision, access, actor, recorded, uuid7(), self.site)
             patients = (decision.patient,) if decision.patient else ()
             pending.append(Pending(decision_event, "AuthZconsent", patients, actor.client_id, built=True))
             if "review" in decision.obligations and decision.effect == "permit" and decision.patient:

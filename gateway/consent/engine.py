@@ -8,15 +8,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
-from uuid import uuid4
 
 from gateway.consent.compartment import DefinitionSource, PatientCompartment
 from gateway.consent.describe import Describer
 from gateway.consent.facts import ConsentSource, FactsSource, fetch_facts
 from gateway.consent.model import Decision, DisclosedResource, PatientFacts, RequestContext
 from gateway.consent.policy import Policy, load_policy
-from gateway.consent.request import request_context
+from gateway.consent.request import CONTEXT_HEADERS, request_context
 from gateway.consent.timeutil import utc_now
+from gateway.ids import uuid7
 
 STATE_CONTEXT = "consent.context"
 STATE_FACTS = "consent.facts"
@@ -25,6 +25,7 @@ STATE_RECORDS = "consent.records"  # {id(interaction): InteractionRecord}
 DECISION_HEADER = "X-Zcc-Decision-Id"
 SUPPRESSED_HEADER = "X-Zcc-Suppressed"
 BTG_EXPIRES_HEADER = "X-Zcc-Btg-Expires"
+MAX_REMEMBERED_CONTEXTS = 4096
 
 
 @dataclass
@@ -58,6 +59,8 @@ class ConsentEngine:
     describer: Describer
     facts_source: FactsSource
     clock: Callable[[], datetime] = utc_now
+    # request contexts made, by (id of the identity, interaction kind, values of CONTEXT_HEADERS): see _made_context
+    _contexts: dict[tuple[object, ...], tuple[Any, RequestContext]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -81,15 +84,28 @@ class ConsentEngine:
         """The request context of the HTTP request (computed from its headers once), for this interaction kind."""
         base = state.get(STATE_CONTEXT)
         if base is None:
-            base = request_context(identity, headers, kind, self.policy.parameters)
-            state[STATE_CONTEXT] = base
+            base = state[STATE_CONTEXT] = self._made_context(identity, headers, kind)
         if base.interaction == kind:  # the common case: one interaction per request (replace() costs ~15 µs)
             return base
         return replace(base, interaction=kind, is_write=kind in {"create", "update", "delete", "patch"})
 
+    def _made_context(self, identity: Any, headers: Any, kind: str) -> RequestContext:
+        """`request_context()`, remembered: it depends on nothing but the identity (immutable, one object per verified
+        token), the interaction kind and the headers in CONTEXT_HEADERS. The identity is kept with the context, so
+        its id cannot name another object while the entry lives."""
+        key = (id(identity), kind, *map(headers.get, CONTEXT_HEADERS))
+        known = self._contexts.get(key)
+        if known is not None and known[0] is identity:
+            return known[1]
+        made = request_context(identity, headers, kind, self.policy.parameters)
+        if len(self._contexts) >= MAX_REMEMBERED_CONTEXTS:
+            self._contexts.clear()
+        self._contexts[key] = (identity, made)
+        return made
+
     def decision_id(self, state: dict[str, Any]) -> str:
         if STATE_DECISION_ID not in state:
-            state[STATE_DECISION_ID] = str(uuid4())
+            state[STATE_DECISION_ID] = uuid7()
         return str(state[STATE_DECISION_ID])
 
     def facts(self, state: dict[str, Any], connection: Any, patients: Iterable[str]) -> dict[str, PatientFacts]:

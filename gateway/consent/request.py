@@ -23,6 +23,8 @@ HEADER_EMERGENCY = "x-zcc-emergency"  # true
 HEADER_EMERGENCY_REASON = "x-zcc-emergency-reason"  # free text, required for break-the-glass
 HEADER_UNABLE_TO_CONSENT = "x-zcc-patient-unable-to-consent"  # true
 WRITE_KINDS = frozenset({"create", "update", "delete", "patch"})
+CONTEXT_HEADERS = (HEADER_FLOW, HEADER_PURPOSE, HEADER_CONTACT, HEADER_REFERRAL, HEADER_EMERGENCY,
+                   HEADER_EMERGENCY_REASON, HEADER_UNABLE_TO_CONSENT)  # every header request_context reads
 
 
 class IdentityLike(Protocol):
