@@ -8,8 +8,8 @@ organisation-type naming system (category) and the URA naming system (organisati
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from gateway.consent.compartment import PatientCompartment
 from gateway.consent.consents import ORGANIZATION_TYPE, URA
@@ -17,10 +17,26 @@ from gateway.consent.model import DisclosedResource
 from gateway.consent.policy import Parameters
 
 
+class StoredVersion(Protocol):
+    """What identifies a stored version (gateway.store.repository.StoredResource has it)."""
+
+    type: str
+    id: str
+    version: int
+    last_updated: str
+
+
+MAX_REMEMBERED_VERSIONS = 65536
+
+
 @dataclass(frozen=True)
 class Describer:
     compartment: PatientCompartment
     params: Parameters
+    # shape_and_reference of stored versions, by (type, id, version, last updated): see shape_and_reference_of
+    _versions: dict[tuple[str, str, int, str], tuple[tuple[object, ...], str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def patient_data_type(self, resource_type: str | None) -> bool:
         """Whether resources of this type can carry patient data (decides query-shape checks)."""
@@ -38,6 +54,21 @@ class Describer:
         """`describe(resource).shape` without building the description: what a decision depends on (all but the
         id)."""
         return self.shape_and_reference(resource)[0]
+
+    def shape_and_reference_of(
+        self, resource: Mapping[str, Any], version: StoredVersion
+    ) -> tuple[tuple[object, ...], str]:
+        """`shape_and_reference(resource)` for a resource that is `version`'s stored content, unchanged (the caller
+        vouches for that): remembered per version, which never changes. A page of search results is mostly
+        versions seen before; describing each again cost more than its decision."""
+        key = (version.type, version.id, version.version, version.last_updated)
+        found = self._versions.get(key)
+        if found is None:
+            found = self.shape_and_reference(resource)
+            if len(self._versions) >= MAX_REMEMBERED_VERSIONS:
+                self._versions.clear()
+            self._versions[key] = found
+        return found
 
     def shape_and_reference(self, resource: Mapping[str, Any]) -> tuple[tuple[object, ...], str]:
         """`describe(resource).shape` and `.reference` without building the description. Straight-line code for

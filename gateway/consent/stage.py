@@ -162,7 +162,7 @@ class ConsentStage:
         body = _body_to_judge(it, result)
         if body is None:
             return result
-        judge, reference_of = self._judge(scope, ctx, body, now, record)
+        judge, reference_of = self._judge(scope, ctx, body, now, record, result.versions)
         report: FilterReport | None = None
         kind = body.get("resourceType")
         if kind == "Bundle" and result.stored is None and body.get("type") in RESPONSE_BUNDLES:
@@ -194,10 +194,17 @@ class ConsentStage:
         raise self._refusal(it, ctx, decision, record)
 
     def _judge(
-        self, scope: RequestScope, ctx: RequestContext, body: dict[str, Any], now: datetime, record: InteractionRecord
+        self,
+        scope: RequestScope,
+        ctx: RequestContext,
+        body: dict[str, Any],
+        now: datetime,
+        record: InteractionRecord,
+        versions: dict[int, tuple[dict[str, Any], Any]],
     ) -> tuple[Judge, Callable[[dict[str, Any]], str]]:
         """A judge for the resources of `body` (each decision recorded with the resource's reference), and the
-        reference of a resource it knows."""
+        reference of a resource it knows. `versions`: the resources that are a stored version unchanged
+        (`Result.versions`), whose shapes the describer remembers."""
         describer = self.engine.describer
         policy = self.engine.policy
         known = record.described  # descriptions the handler made already (a resource's description is pure)
@@ -207,8 +214,11 @@ class ConsentStage:
         patients: set[str] = set()
         for resource in resources_in(body) or [body]:
             seen = known.get(id(resource)) if known else None
+            stored = versions.get(id(resource)) if versions else None
             if seen is not None and seen[0] is resource:
                 shape, reference = seen[1].shape, seen[1].reference
+            elif stored is not None and stored[0] is resource:
+                shape, reference = describer.shape_and_reference_of(resource, stored[1])
             else:
                 shape, reference = describer.shape_and_reference(resource)
             shapes[id(resource)] = (shape, reference)

@@ -68,6 +68,10 @@ class Result:
     resource: dict[str, Any] | None = None
     stored: StoredResource | None = None  # served as stored bytes when the format allows
     headers: dict[str, str] = field(default_factory=dict)
+    # resources of `resource` that are a stored version's content unchanged (no _elements/_summary), by object id:
+    # (the resource, its StoredResource). A version never changes, so a stage may remember across requests what
+    # it derives from one (the consent stage: what a decision depends on).
+    versions: dict[int, tuple[dict[str, Any], StoredResource]] = field(default_factory=dict)
 
     def body_resource(self) -> dict[str, Any] | None:
         if self.resource is not None:

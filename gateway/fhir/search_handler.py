@@ -93,11 +93,15 @@ def search(scope: RequestScope, it: Interaction) -> Result:
     summary = SummaryElements(services.packages) if query.summary in {"true"} else None
     entries = [_entry(scope, stored, "match", query, summary) for stored in matches]
     entries += [_entry(scope, stored, "include", query, summary) for stored in includes]
+    versions = {}
+    if not query.elements and query.summary not in {"true", "text", "data"}:  # the stored content, unchanged
+        versions = {id(entry["resource"]): (entry["resource"], stored)
+                    for entry, stored in zip(entries, [*matches, *includes], strict=True)}
     if outcome_issues:
         entries.append({"resource": operation_outcome(outcome_issues), "search": {"mode": "outcome"}})
     if entries:
         bundle["entry"] = entries
-    return Result(200, resource=bundle)
+    return Result(200, resource=bundle, versions=versions)
 
 
 def _page(
