@@ -26,7 +26,7 @@ class StoredVersion(Protocol):
     last_updated: str
 
 
-MAX_REMEMBERED_VERSIONS = 65536
+MAX_REMEMBERED_VERSIONS = 32768  # ~380 bytes each (measured): ~12 MB at most
 
 
 @dataclass(frozen=True)
