@@ -8,34 +8,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from alembic import command
 from sqlalchemy import Engine, inspect, text
 
 from gateway.audit.keys import load_checkpoint_key
 from gateway.audit.log import AuditLog
 from gateway.audit.retention import purge_before
-from gateway.store.engine import create_database_engine
-from gateway.store.migrate import alembic_config
-from tests.pg import fresh_database
+from tests.migrations import fresh_engine, migrate
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'migrate.db'}"
-    else:
-        url = fresh_database(request.getfixturevalue("pg_url"), "migrate0009")
-    built = create_database_engine(url)
-    yield built
-    built.dispose()
-
-
-def _migrate(engine: Engine, action: str, revision: str) -> None:
-    config = alembic_config()
-    with engine.connect().execution_options(write=True) as connection:
-        config.attributes["connection"] = connection
-        getattr(command, action)(config, revision)
-        connection.commit()
+    yield from fresh_engine(request, tmp_path, "migrate0009")
 
 
 def _append(engine: Engine, log: AuditLog, name: str, recorded: str, *patients: str) -> None:
@@ -51,14 +34,14 @@ def _patient_rows(engine: Engine) -> list[tuple[str, int]]:
 
 
 def test_patient_rows_move_to_a_primary_key_and_the_recorded_index_goes(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    _migrate(engine, "upgrade", "0008")
+    migrate(engine, "upgrade", "0008")
     log = AuditLog()
     _append(engine, log, "old", "2019-01-01T00:00:00.000000+00:00", "p1", "p2")
     _append(engine, log, "new", "2026-01-01T00:00:00.000000+00:00", "p1")
     before = _patient_rows(engine)
     assert before == [("p1", 1), ("p1", 2), ("p2", 1)]
 
-    _migrate(engine, "upgrade", "0009")
+    migrate(engine, "upgrade", "0009")
     assert _patient_rows(engine) == before
     inspector = inspect(engine)
     assert inspector.get_pk_constraint("audit_event_patient")["constrained_columns"] == ["patient", "seq"]
@@ -82,7 +65,7 @@ def test_patient_rows_move_to_a_primary_key_and_the_recorded_index_goes(engine: 
     with engine.connect() as connection:
         assert log.verify(connection, key.check).ok
 
-    _migrate(engine, "downgrade", "0008")
+    migrate(engine, "downgrade", "0008")
     assert _patient_rows(engine) == [("p1", 2), ("p2", 3)]
     inspector = inspect(engine)
     assert inspector.get_pk_constraint("audit_event_patient")["constrained_columns"] == []

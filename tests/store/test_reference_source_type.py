@@ -7,13 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from alembic import command
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from gateway.store.engine import create_database_engine
-from gateway.store.migrate import alembic_config, upgrade
-from tests.pg import fresh_database
+from gateway.store.migrate import upgrade
+from tests.migrations import fresh_engine, migrate
 
 ROWS = [  # res_key, type, id; then its reference rows (param, target_type, target_id, url)
     (1, "Encounter", "e1", [("subject", "Patient", "p1", None), ("patient", "Patient", "p1", None)]),
@@ -24,21 +22,7 @@ ROWS = [  # res_key, type, id; then its reference rows (param, target_type, targ
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'migrate.db'}"
-    else:
-        url = fresh_database(request.getfixturevalue("pg_url"), "migrate")
-    built = create_database_engine(url)
-    yield built
-    built.dispose()
-
-
-def _migrate(engine: Engine, action: str, revision: str) -> None:
-    config = alembic_config()
-    with engine.connect().execution_options(write=True) as connection:
-        config.attributes["connection"] = connection
-        getattr(command, action)(config, revision)
-        connection.commit()
+    yield from fresh_engine(request, tmp_path, "migrate")
 
 
 def _reference_index(engine: Engine) -> list[str]:
@@ -47,7 +31,7 @@ def _reference_index(engine: Engine) -> list[str]:
 
 
 def test_existing_rows_get_their_source_type(engine: Engine) -> None:
-    _migrate(engine, "upgrade", "0005")
+    migrate(engine, "upgrade", "0005")
     with engine.begin() as connection:
         for res_key, resource_type, resource_id, references in ROWS:
             connection.execute(
@@ -78,7 +62,7 @@ def test_existing_rows_get_their_source_type(engine: Engine) -> None:
         connection.execute(text("INSERT INTO idx_reference (res_key, param, target_type, target_id) "
                                 "VALUES (1, 'subject', 'Patient', 'p2')"))
 
-    _migrate(engine, "downgrade", "0005")
+    migrate(engine, "downgrade", "0005")
     assert _reference_index(engine) == ["param", "target_id", "target_type"]
     assert "source_type" not in {column["name"] for column in inspect(engine).get_columns("idx_reference")}
     upgrade(engine)  # and up again
