@@ -93,7 +93,7 @@ def search(scope: RequestScope, it: Interaction) -> Result:
     summary = SummaryElements(services.packages) if query.summary in {"true"} else None
     entries = [_entry(scope, stored, "match", query, summary) for stored in matches]
     entries += [_entry(scope, stored, "include", query, summary) for stored in includes]
-    versions = {}
+    versions: dict[int, tuple[dict[str, Any], StoredResource]] = {}
     if not query.elements and query.summary not in {"true", "text", "data"}:  # the stored content, unchanged
         versions = {id(entry["resource"]): (entry["resource"], stored)
                     for entry, stored in zip(entries, [*matches, *includes], strict=True)}
