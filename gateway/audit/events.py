@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from gateway.audit import codes
@@ -100,10 +101,11 @@ def interaction_event(access: Access, actor: Actor, recorded: str, event_id: str
     `Type/id/_history/n`) and the query of each search entry, and the `interaction` entity one `entry` detail per
     entry ("METHOD path -> status")."""
     kind = balp_kind(access)
+    profile = codes.balp_profile(kind)
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": event_id,
-        "meta": {"profile": [codes.balp_profile(kind)]} if codes.balp_profile(kind) else {},
+        "meta": {"profile": [profile]} if profile else {},
         "type": codes.REST_TYPE,
         "subtype": [
             {"system": codes.RESTFUL_INTERACTION, "code": code}
@@ -189,7 +191,10 @@ def outcome_code(status: int) -> str:
     return "4" if status < 500 else "8"
 
 
+@lru_cache(maxsize=1024)
 def agents(actor: Actor, site: str) -> list[dict[str, Any]]:
+    """The agents of every event an actor causes: made once per actor and site, and shared by those events (never
+    changed after it is made, like the codings in gateway.audit.codes)."""
     client: dict[str, Any] = {
         "type": codes.AGENT_SOURCE,
         "who": {"identifier": {"system": codes.CLIENT_ID_SYSTEM, "value": actor.client_id or "anonymous"}},
@@ -229,6 +234,7 @@ def agents(actor: Actor, site: str) -> list[dict[str, Any]]:
     return found
 
 
+@lru_cache(maxsize=16)
 def source(site: str) -> dict[str, Any]:
     return {"site": site, "observer": {"display": "zcc-gateway"}, "type": [codes.SOURCE_APPLICATION_SERVER]}
 
@@ -271,5 +277,6 @@ def _context_entity(access: Access) -> dict[str, Any]:
     return {"type": codes.ENTITY_SYSTEM_OBJECT, "role": codes.ROLE_JOB, "name": "interaction", "detail": details}
 
 
+@lru_cache(maxsize=64)
 def _purpose(code: str) -> dict[str, Any]:
     return {"coding": [{"system": codes.PURPOSE_SYSTEM, "code": code}]}
