@@ -21,6 +21,7 @@ from gateway.auth.identity import PURPOSES_OF_USE, RequestIdentity
 from gateway.auth.keys import SIGNING_ALG, SigningKeys
 from gateway.auth.scopes import Scope, ScopeError, format_scopes, parse_scopes
 from gateway.auth.settings import MAX_TOKEN_LIFETIME
+from gateway.memo import Memo
 
 TOKEN_TYPE = "at+jwt"
 _REQUIRED_STRINGS = (
@@ -121,7 +122,7 @@ class TokenVerifier:
         self, keys: SigningKeys, issuer: str, audience: str, leeway: int = 5, clock: Callable[[], float] = time.time
     ) -> None:
         self.keys, self.issuer, self.audience, self.leeway, self.clock = keys, issuer, audience, leeway, clock
-        self._verified: dict[str, RequestIdentity] = {}
+        self._verified: Memo[str, RequestIdentity] = Memo(MAX_CACHED_TOKENS)
 
     def verify(self, token: str) -> RequestIdentity:
         """Verify once, then serve the same token from memory until it expires: a token is immutable and
@@ -133,11 +134,7 @@ class TokenVerifier:
             and self.clock() < identity.expires_at + self.leeway
         ):
             return identity
-        identity = self._verify_signed(token)
-        if len(self._verified) >= MAX_CACHED_TOKENS:
-            self._verified.clear()
-        self._verified[token] = identity
-        return identity
+        return self._verified.keep(token, self._verify_signed(token))
 
     def _verify_signed(self, token: str) -> RequestIdentity:
         try:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
 
+from gateway.memo import Memo
+
 PATIENT_COMPARTMENT = "http://hl7.org/fhir/CompartmentDefinition/patient"
 _WHERE = re.compile(r"\.where\(resolve\(\) is Patient\)$")
 _PATH = re.compile(r"^[A-Za-z]+(\.[A-Za-z]+)+$")
@@ -35,7 +37,9 @@ class PatientCompartment:
     paths: Mapping[str, tuple[tuple[str, ...], ...]]  # resource type -> element paths (without the type)
     base_url: str = ""  # absolute references under this base are local; other absolute ones stay opaque
     params: Mapping[str, frozenset[str]] = field(default_factory=dict)  # type -> compartment search params
-    _references: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _references: Memo[str, frozenset[str]] = field(
+        default_factory=lambda: Memo(_REMEMBERED_REFERENCES), init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_definitions(
@@ -111,10 +115,7 @@ class PatientCompartment:
         named = self._references.get(reference)
         if named is None:
             patient = patient_id(reference, self.base_url)
-            named = frozenset((patient,)) if patient else _NOBODY
-            if len(self._references) >= _REMEMBERED_REFERENCES:
-                self._references.clear()
-            self._references[reference] = named
+            named = self._references.keep(reference, frozenset((patient,)) if patient else _NOBODY)
         return named
 
 

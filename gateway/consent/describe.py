@@ -15,6 +15,7 @@ from gateway.consent.compartment import PatientCompartment
 from gateway.consent.consents import ORGANIZATION_TYPE, URA
 from gateway.consent.model import DisclosedResource
 from gateway.consent.policy import Parameters
+from gateway.memo import Memo
 
 
 class StoredVersion(Protocol):
@@ -34,8 +35,8 @@ class Describer:
     compartment: PatientCompartment
     params: Parameters
     # shape_and_reference of stored versions, by (type, id, version, last updated): see shape_and_reference_of
-    _versions: dict[tuple[str, str, int, str], tuple[tuple[object, ...], str]] = field(
-        default_factory=dict, repr=False, compare=False
+    _versions: Memo[tuple[str, str, int, str], tuple[tuple[object, ...], str]] = field(
+        default_factory=lambda: Memo(MAX_REMEMBERED_VERSIONS), repr=False, compare=False
     )
 
     def patient_data_type(self, resource_type: str | None) -> bool:
@@ -63,12 +64,7 @@ class Describer:
         versions seen before; describing each again cost more than its decision."""
         key = (version.type, version.id, version.version, version.last_updated)
         found = self._versions.get(key)
-        if found is None:
-            found = self.shape_and_reference(resource)
-            if len(self._versions) >= MAX_REMEMBERED_VERSIONS:
-                self._versions.clear()
-            self._versions[key] = found
-        return found
+        return found if found is not None else self._versions.keep(key, self.shape_and_reference(resource))
 
     def shape_and_reference(self, resource: Mapping[str, Any]) -> tuple[tuple[object, ...], str]:
         """`describe(resource).shape` and `.reference` without building the description. Straight-line code for

@@ -17,6 +17,7 @@ from gateway.consent.policy import Policy, load_policy
 from gateway.consent.request import CONTEXT_HEADERS, request_context
 from gateway.consent.timeutil import utc_now
 from gateway.ids import uuid7
+from gateway.memo import Memo
 
 STATE_CONTEXT = "consent.context"
 STATE_FACTS = "consent.facts"
@@ -60,7 +61,9 @@ class ConsentEngine:
     facts_source: FactsSource
     clock: Callable[[], datetime] = utc_now
     # request contexts made, by (id of the identity, interaction kind, values of CONTEXT_HEADERS): see _made_context
-    _contexts: dict[tuple[object, ...], tuple[Any, RequestContext]] = field(default_factory=dict, repr=False)
+    _contexts: Memo[tuple[object, ...], tuple[Any, RequestContext]] = field(
+        default_factory=lambda: Memo(MAX_REMEMBERED_CONTEXTS), repr=False
+    )
 
     @classmethod
     def build(
@@ -97,11 +100,7 @@ class ConsentEngine:
         known = self._contexts.get(key)
         if known is not None and known[0] is identity:
             return known[1]
-        made = request_context(identity, headers, kind, self.policy.parameters)
-        if len(self._contexts) >= MAX_REMEMBERED_CONTEXTS:
-            self._contexts.clear()
-        self._contexts[key] = (identity, made)
-        return made
+        return self._contexts.keep(key, (identity, request_context(identity, headers, kind, self.policy.parameters)))[1]
 
     def decision_id(self, state: dict[str, Any]) -> str:
         if STATE_DECISION_ID not in state:

@@ -35,6 +35,7 @@ from gateway.consent.consents import URA, parse_consent
 from gateway.consent.model import ConsentRecord, Contact, PatientFacts, Referral
 from gateway.consent.policy import Parameters
 from gateway.consent.timeutil import parse_instant
+from gateway.memo import Memo
 from gateway.store.schema import resource
 
 log = logging.getLogger("gateway.consent")
@@ -98,7 +99,7 @@ class FactsSource:
         self.base_url = base_url.rstrip("/")
         self.consent_source = consent_source
         # per database engine: patient -> (resource generation, facts); see `_generation`
-        self._remembered: weakref.WeakKeyDictionary[Engine, dict[str, tuple[int, PatientFacts]]] = (
+        self._remembered: weakref.WeakKeyDictionary[Engine, Memo[str, tuple[int, PatientFacts]]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -111,7 +112,7 @@ class FactsSource:
             return self._read(connection, wanted)
         remembered = self._remembered.get(connection.engine)
         if remembered is None:
-            remembered = self._remembered.setdefault(connection.engine, {})
+            remembered = self._remembered.setdefault(connection.engine, Memo(_REMEMBERED_PATIENTS))
         found: dict[str, PatientFacts] = {}
         for patient in wanted:
             kept = remembered.get(patient)
@@ -120,10 +121,8 @@ class FactsSource:
         missing = [patient for patient in wanted if patient not in found]
         if missing:
             read = self._read(connection, missing)
-            if len(remembered) + len(read) > _REMEMBERED_PATIENTS:
-                remembered.clear()
             for patient, facts in read.items():
-                remembered[patient] = (generation, facts)
+                remembered.keep(patient, (generation, facts))
             found.update(read)
         return found
 
