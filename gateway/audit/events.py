@@ -13,10 +13,11 @@ and AuthZconsent for consent decisions.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from gateway.audit import codes
 
@@ -33,8 +34,7 @@ class Actor:
     purpose_of_use: str | None = None
 
 
-@dataclass(frozen=True)
-class EntryAccess:
+class EntryAccess(NamedTuple):
     """A Bundle entry folded into its transaction's or batch's AuditEvent."""
 
     kind: str
@@ -45,9 +45,9 @@ class EntryAccess:
     diagnostics: str = ""
 
 
-@dataclass(frozen=True)
-class Access:
-    """One interaction as the audit sees it."""
+class Access(NamedTuple):
+    """One interaction as the audit sees it (a NamedTuple, like the other records made for every event: ~3x faster
+    to make than a frozen dataclass)."""
 
     kind: str  # gateway.fhir.interaction kind
     method: str
@@ -63,8 +63,7 @@ class Access:
     entries: Sequence[EntryAccess] = ()  # transaction/batch: the entries folded into this one event
 
 
-@dataclass(frozen=True)
-class DecisionFacts:
+class DecisionFacts(NamedTuple):
     """A consent decision for one patient (grouped: one per patient, rule and effect)."""
 
     patient: str | None
@@ -77,7 +76,7 @@ class DecisionFacts:
     obligations: Sequence[str] = ()
     consent_references: Sequence[str] = ()
     resources: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
+    extra: Mapping[str, str] = MappingProxyType({})
 
 
 def balp_kind(access: Access) -> str:

@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection, Engine, func, insert, select
@@ -106,8 +106,7 @@ class AuditWriteError(RuntimeError):
     """The audit record could not be written: the caller must not answer with data (fail closed)."""
 
 
-@dataclass(frozen=True)
-class Appended:
+class Appended(NamedTuple):
     seq: int
     event_id: str
     hash: str
@@ -124,8 +123,7 @@ class ReviewItem:
     expires: str
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(NamedTuple):
     """An event to append: its BALP kind, the patients it is about, the client, an optional UTC sort key."""
 
     event: dict[str, Any]

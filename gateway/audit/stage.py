@@ -24,7 +24,6 @@ Place it after authentication and before (outside) the consent stage, whose deci
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,12 +47,14 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.interaction import Interaction, Result
 from gateway.fhir.pipeline import Handler
 from gateway.ids import uuid7
+from gateway.memo import Memo
 from gateway.store.availability import RETRY_AFTER_SECONDS, unavailable_reason
 
 WRITE_KINDS = frozenset({kinds.CREATE, kinds.UPDATE, kinds.DELETE})
 BUNDLE_KINDS = frozenset({kinds.TRANSACTION, kinds.BATCH})
 CONSENT_RECORDS = "consent.records"
 FOLDED = "audit.folded"  # the entries of the transaction/batch being audited (list[_Entry])
+_DECISION_FACTS: Memo[tuple[int, int], tuple[Any, DecisionFacts]] = Memo(16384)
 
 
 @dataclass
@@ -78,6 +79,8 @@ class AuditStage:
         self.site = site
         self.clock = clock
         self.btg_time_box = btg_time_box
+        # the actor of a verified token (its identity object) with a request context and a forwarded address
+        self._actors: Memo[tuple[int, int, str], tuple[Any, Any, Actor]] = Memo(4096)
 
     def __call__(self, scope: RequestScope, it: Interaction, next_handler: Handler) -> Result:
         folded: list[_Entry] | None = scope.state.get(FOLDED)
@@ -211,7 +214,7 @@ class AuditStage:
         records = scope.state.get(CONSENT_RECORDS) or {}
         consent = records.get(id(it))
         folded = list(entries or ())
-        actor = _actor(scope.identity, it, consent)
+        actor = self._actor(scope.identity, it, consent)
         access = self._access(it, status, diagnostics, consent, result)
         if folded:
             access = _with_entries(access, [
@@ -234,6 +237,17 @@ class AuditStage:
                     decision_event["id"], decision.patient, actor.client_id, actor.user_id, reason, recorded, expires
                 ))
         return pending, reviews
+
+    def _actor(self, identity: Any, it: Interaction, consent: Any) -> Actor:
+        """`_actor`, remembered per identity object (one per verified token), request context object and forwarded
+        address: the objects are kept with the entry, so their ids cannot be reused meanwhile."""
+        request = getattr(consent, "request", None)
+        forwarded = it.header("x-forwarded-for") or it.header("x-zcc-peer") or ""
+        key = (id(identity), id(request), forwarded)
+        known = self._actors.get(key)
+        if known is not None and known[0] is identity and known[1] is request:
+            return known[2]
+        return self._actors.keep(key, (identity, request, _actor(identity, request, forwarded)))[2]
 
     def _access(self, it: Interaction, status: int, diagnostics: str, consent: Any, result: Result | None) -> Access:
         patients: list[str] = list(getattr(consent, "patients", []) or [])
@@ -295,59 +309,62 @@ def _with_entries(access: Access, entries: list[tuple[_Entry, Access]]) -> Acces
 def _grouped_decisions(consents: Iterable[Any]) -> list[DecisionFacts]:
     """One AuthZconsent per (patient, rule, effect) over the records of an interaction (and of the entries
     folded into it); permits about no patient are not consent decisions."""
-    decisions: list[tuple[str, Any]] = []
+    # a page of resources shares a few decision objects (one per resource shape): count those first
+    per_object: dict[int, list[Any]] = {}
     for consent in consents:
         if consent is None:
             continue
-        decisions.extend(getattr(consent, "decisions", []) or [])
+        decisions = [decision for _, decision in getattr(consent, "decisions", []) or []]
         request_decision = getattr(consent, "request_decision", None)
         if request_decision is not None and request_decision.effect.value == "deny":
-            decisions.append(("", request_decision))
-    # a page of resources shares a few decision objects (one per resource shape): count those first
-    per_object: dict[int, list[Any]] = {}
-    for _, decision in decisions:
-        seen = per_object.get(id(decision))
-        if seen is None:
-            per_object[id(decision)] = [decision, 1]
-        else:
-            seen[1] += 1
-    counts: Counter[tuple[str | None, str, str]] = Counter()
+            decisions.append(request_decision)
+        for decision in decisions:
+            seen = per_object.get(id(decision))
+            if seen is None:
+                per_object[id(decision)] = [decision, 1]
+            else:
+                seen[1] += 1
+    counts: dict[tuple[str | None, str, str], int] = {}
     first: dict[tuple[str | None, str, str], Any] = {}
     for decision, times in per_object.values():
         if decision.patient is None and decision.effect.value == "permit":
             continue
         key = (decision.patient, decision.rule_id, decision.effect.value)
-        counts[key] += times
+        counts[key] = counts.get(key, 0) + times
         first.setdefault(key, decision)
-    grouped = []
-    for key, decision in first.items():
-        grouped.append(
-            DecisionFacts(
-                patient=_text(decision.patient),
-                effect=str(decision.effect.value),
-                rule_id=str(decision.rule_id),
-                policy_version=str(decision.policy_version),
-                reason_en=str(decision.reason_en),
-                reason_nl=str(decision.reason_nl),
-                legal_basis=str(decision.legal_basis or ""),
-                obligations=[str(obligation.code) for obligation in decision.obligations],
-                consent_references=[str(reference) for reference in decision.consent_references],
-                resources=counts[key],
-            )
-        )
-    return grouped
+    return [_decision_facts(decision, counts[key]) for key, decision in first.items()]
 
 
-def _actor(identity: Any, it: Interaction, consent: Any) -> Actor:
-    request = getattr(consent, "request", None)
+def _decision_facts(decision: Any, resources: int) -> DecisionFacts:
+    """The facts of a decision about so many resources, remembered per decision object (the consent PDP makes one
+    per rule, patient and unmet conditions, and shares it) and count; the decision is kept with them, so its id
+    cannot be reused meanwhile."""
+    key = (id(decision), resources)
+    known = _DECISION_FACTS.get(key)
+    if known is not None and known[0] is decision:
+        return known[1]
+    facts = DecisionFacts(
+        patient=_text(decision.patient),
+        effect=str(decision.effect.value),
+        rule_id=str(decision.rule_id),
+        policy_version=str(decision.policy_version),
+        reason_en=str(decision.reason_en),
+        reason_nl=str(decision.reason_nl),
+        legal_basis=str(decision.legal_basis or ""),
+        obligations=tuple(str(obligation.code) for obligation in decision.obligations),
+        consent_references=tuple(str(reference) for reference in decision.consent_references),
+        resources=resources,
+    )
+    return _DECISION_FACTS.keep(key, (decision, facts))[1]
 
+
+def _actor(identity: Any, request: Any, forwarded: str) -> Actor:
     def attr(name: str, fallback: str | None = None) -> str | None:
         value = getattr(identity, name, None) if identity is not None else None
         if value is None and request is not None:
             value = getattr(request, fallback or name, None)
         return _text(value)  # text only: the events are canonicalised without a plain-value walk
 
-    forwarded = it.header("x-forwarded-for") or it.header("x-zcc-peer") or ""
     return Actor(
         client_id=attr("client_id"),
         user_id=attr("user_id") or attr("subject", "user_id"),

@@ -48,8 +48,12 @@ class Describer:
         )
 
     def describe(self, resource: Mapping[str, Any]) -> DisclosedResource:
+        return self.described(resource, self.shape(resource))
+
+    def described(self, resource: Mapping[str, Any], shape: tuple[object, ...]) -> DisclosedResource:
+        """`describe(resource)` for a resource whose shape is known already."""
         resource_id = resource.get("id")
-        return DisclosedResource.from_shape(self.shape(resource), resource_id if isinstance(resource_id, str) else None)
+        return DisclosedResource.from_shape(shape, resource_id if isinstance(resource_id, str) else None)
 
     def shape(self, resource: Mapping[str, Any]) -> tuple[object, ...]:
         """`describe(resource).shape` without building the description: what a decision depends on (all but the

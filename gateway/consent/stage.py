@@ -162,7 +162,10 @@ class ConsentStage:
         body = _body_to_judge(it, result)
         if body is None:
             return result
-        judge, reference_of = self._judge(scope, ctx, body, now, record, result.versions)
+        versions = result.versions
+        if body is not result.resource and result.stored is not None:  # a read's stored version, parsed here
+            versions = {id(body): (body, result.stored)}
+        judge, reference_of = self._judge(scope, ctx, body, now, record, versions)
         report: FilterReport | None = None
         kind = body.get("resourceType")
         if kind == "Bundle" and result.stored is None and body.get("type") in RESPONSE_BUNDLES:
@@ -240,7 +243,7 @@ class ConsentStage:
             decision = decided.get(shape)
             if decision is None:
                 seen = known.get(id(resource))
-                item = seen[1] if seen is not None and seen[0] is resource else describer.describe(resource)
+                item = seen[1] if seen is not None and seen[0] is resource else describer.described(resource, shape)
                 decision = decided[shape] = decide(policy, ctx, item, facts, now)
             decisions.append((reference, decision))
             return decision

@@ -384,3 +384,21 @@ def test_grouped_decisions_count_resources_per_patient_rule_and_effect() -> None
         ("p1", "zcc-contact", "permit", 3),
         ("p2", "default", "deny", 1),
     ]
+    # a decision object is shared across requests (the PDP makes one per rule and patient): its facts are made per
+    # count, and a later page with fewer resources says so
+    record.decisions = [("O/5", permit)]
+    assert [(g.rule_id, g.resources) for g in _grouped_decisions([record])] == [("zcc-contact", 1)]
+
+
+def test_the_actor_is_each_request_s_own(services: Any) -> None:
+    """Actors are remembered per identity, request context and forwarded address: each event names its own."""
+    who = identity()
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.1"):
+        dispatch(services, Interaction("read", "GET", "Observation", "o1", headers={"x-forwarded-for": address}), who)
+        read, _ = events(services)[-2:]
+        client = next(agent for agent in read["agent"] if agent.get("network", {}).get("type") == "2")
+        assert client["network"]["address"] == address
+    dispatch(services, Interaction("read", "GET", "Observation", "o1",
+                                   headers={"x-forwarded-for": "10.0.0.1"}), identity(client_id="other-app"))
+    read, _ = events(services)[-2:]
+    assert "other-app" in {agent["who"].get("identifier", {}).get("value") for agent in read["agent"]}

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from gateway.consent.conditions import RequestTarget
-from gateway.consent.model import DENY_AS_404, DisclosedResource, Effect, Flow
+from gateway.consent.model import DENY_AS_404, Contact, DisclosedResource, Effect, Flow, PatientFacts
 from gateway.consent.pdp import decide, decide_for_patient, decide_request
 from tests.consent.builders import (
     NOW,
@@ -482,3 +482,19 @@ REQUEST_CASES = [
 def test_request_rules(policy, req, resource_type, patient_target, protected, effect, rule) -> None:  # type: ignore[no-untyped-def]
     decision = decide_request(policy, req, RequestTarget(resource_type, patient_target, protected, NOW))
     assert (decision.effect, decision.rule_id) == (effect, rule)
+
+
+def test_a_decision_is_made_once_per_rule_patient_and_unmet_conditions_and_shared(policy) -> None:  # type: ignore[no-untyped-def]
+    first = decide(policy, request(), resource(), {PATIENT: ACTIVE}, NOW)
+    again = decide(policy, request(purpose_of_use="COC"), replace(resource(), id="o2"), {PATIENT: ACTIVE}, NOW)
+    assert (first.rule_id, first.effect) == ("zcc-treatment", PERMIT) and again is first  # the same value
+    p2 = PatientFacts("p2", (Contact("Encounter/e2", "p2", "in-progress", NOW - timedelta(hours=1), None),))
+    other = decide(policy, request(), resource(patients=frozenset({"p2"})), {"p2": p2}, NOW)
+    assert other is not first and other.patient == "p2" and other.rule_id == first.rule_id
+    denied = decide(policy, request(), resource(), {PATIENT: facts()}, NOW)
+    assert denied.effect is not PERMIT and denied is not first
+    reloaded = replace(policy, version="reloaded")  # another policy object: its own decisions
+    made = decide(reloaded, request(), resource(), {PATIENT: ACTIVE}, NOW)
+    assert made is not first and made.policy_version.endswith("|reloaded")
+    consented = decide(policy, HOLDER, resource(), {PATIENT: facts(consents=[HOLDER_PERMIT])}, NOW)
+    assert consented.consent_references  # the consulted Consents are named on every such decision

@@ -1,6 +1,6 @@
 """Shapes of stored versions remembered across requests (Describer.shape_and_reference_of, Result.versions): a search
-page judges what each version's content says, a new version of a resource is judged afresh, and resources cut by
-`_elements` or `_summary` are never taken for the stored version."""
+page and a read judge what each version's content says, a new version of a resource is judged afresh, and
+resources cut by `_elements` or `_summary` are never taken for the stored version."""
 
 from __future__ import annotations
 
@@ -49,6 +49,16 @@ def test_a_new_version_is_judged_on_its_own_content(gateway: Gateway) -> None:
     _save(gateway, observation("ov", "pa", "ggz-v2", meta=GGZ))  # version 2: ggz data, withheld from a triagist
     response = gateway.get("Observation?subject=Patient/pa")
     assert "ov" not in _ids(response) and "ggz-v2" not in response.text
+
+
+def test_a_read_is_judged_on_the_content_of_the_version_it_serves(gateway: Gateway) -> None:
+    _save(gateway, observation("or", "pa", "read-v1"))
+    for _ in range(2):  # the second time with the version's shape remembered
+        assert gateway.get("Observation/or").status_code == 200
+    _save(gateway, observation("or", "pa", "ggz-read-v2", meta=GGZ))
+    response = gateway.get("Observation/or")
+    assert response.status_code == 403 and "ggz-read-v2" not in response.text
+    assert gateway.get("Observation/or/_history/1").status_code == 200  # the old version: its own shape
 
 
 def test_the_remembered_shape_is_the_described_one_and_is_kept_per_version(gateway: Gateway) -> None:
