@@ -123,7 +123,9 @@ def main(rounds: int) -> None:
 class Server:
     """`zcc-gateway serve --workers 1` (uvicorn, one process) on a prepared database, on loopback."""
 
-    def __init__(self, directory: Path, name: str, consent: bool, audit: bool) -> None:
+    def __init__(self, directory: Path, name: str, consent: bool, audit: bool,
+                 launcher: tuple[str, ...] = ("-m", "gateway.cli"), env: dict[str, str] | None = None) -> None:
+        """`launcher`: what runs `zcc-gateway` in the server's Python (bench/stage_times.py adds timers first)."""
         from bench.rest import free_port, wait_up
 
         port = free_port()
@@ -131,11 +133,12 @@ class Server:
         database = f"sqlite:///{directory / name}.db"
         services, key = prepared(database, self.base, consent, audit)
         services.store.engine.dispose()
-        env = {**os.environ, "ZCC_DATABASE_URL": database, "ZCC_BASE_URL": self.base, "ZCC_VALIDATION": "off",
-               "ZCC_CONSENT": "on" if consent else "off", "ZCC_AUDIT": "on" if audit else "off"}
+        env = {**os.environ, **(env or {}), "ZCC_DATABASE_URL": database, "ZCC_BASE_URL": self.base,
+               "ZCC_VALIDATION": "off", "ZCC_CONSENT": "on" if consent else "off",
+               "ZCC_AUDIT": "on" if audit else "off"}
         env.pop("ZCC_INSECURE_DEV", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--workers", "1"],
+            [sys.executable, *launcher, "serve", "--port", str(port), "--workers", "1"],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             preexec_fn=lambda: os.sched_setaffinity(0, SERVER_CPUS) if SERVER_CPUS else None,
         )

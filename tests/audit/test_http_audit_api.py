@@ -165,8 +165,10 @@ def test_chain_verifies_after_all_of_the_above(gateway: Gateway) -> None:
 
 @pytest.fixture
 def broken_audit_store(gateway: Gateway) -> Iterator[None]:
-    """The database refuses audit inserts (as with a full disk or a revoked grant) while data still works."""
+    """The database refuses audit inserts (as with a full disk or a revoked grant) while data still works. (Any
+    trigger left from an earlier test goes first: one fresh-clone CI run found it still there at set-up.)"""
     with gateway.services.store.write() as connection:
+        connection.execute(text("DROP TRIGGER IF EXISTS refuse_audit"))
         connection.execute(text("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_event "
                                 "BEGIN SELECT RAISE(ABORT, 'audit storage unavailable'); END"))
     yield
