@@ -47,14 +47,14 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.interaction import Interaction, Result
 from gateway.fhir.pipeline import Handler
 from gateway.ids import uuid7
-from gateway.memo import Memo
+from gateway.memo import IdentityMemo
 from gateway.store.availability import RETRY_AFTER_SECONDS, unavailable_reason
 
 WRITE_KINDS = frozenset({kinds.CREATE, kinds.UPDATE, kinds.DELETE})
 BUNDLE_KINDS = frozenset({kinds.TRANSACTION, kinds.BATCH})
 CONSENT_RECORDS = "consent.records"
 FOLDED = "audit.folded"  # the entries of the transaction/batch being audited (list[_Entry])
-_DECISION_FACTS: Memo[tuple[int, int], tuple[Any, DecisionFacts]] = Memo(16384)
+_DECISION_FACTS: IdentityMemo[DecisionFacts] = IdentityMemo(16384)
 
 
 @dataclass
@@ -80,7 +80,7 @@ class AuditStage:
         self.clock = clock
         self.btg_time_box = btg_time_box
         # the actor of a verified token (its identity object) with a request context and a forwarded address
-        self._actors: Memo[tuple[int, int, str], tuple[Any, Any, Actor]] = Memo(4096)
+        self._actors: IdentityMemo[Actor] = IdentityMemo(4096)
 
     def __call__(self, scope: RequestScope, it: Interaction, next_handler: Handler) -> Result:
         folded: list[_Entry] | None = scope.state.get(FOLDED)
@@ -240,14 +240,10 @@ class AuditStage:
 
     def _actor(self, identity: Any, it: Interaction, consent: Any) -> Actor:
         """`_actor`, remembered per identity object (one per verified token), request context object and forwarded
-        address: the objects are kept with the entry, so their ids cannot be reused meanwhile."""
+        address."""
         request = getattr(consent, "request", None)
         forwarded = it.header("x-forwarded-for") or it.header("x-zcc-peer") or ""
-        key = (id(identity), id(request), forwarded)
-        known = self._actors.get(key)
-        if known is not None and known[0] is identity and known[1] is request:
-            return known[2]
-        return self._actors.keep(key, (identity, request, _actor(identity, request, forwarded)))[2]
+        return self._actors.made((identity, request), (forwarded,), _actor, identity, request, forwarded)
 
     def _access(self, it: Interaction, status: int, diagnostics: str, consent: Any, result: Result | None) -> Access:
         patients: list[str] = list(getattr(consent, "patients", []) or [])
@@ -337,13 +333,12 @@ def _grouped_decisions(consents: Iterable[Any]) -> list[DecisionFacts]:
 
 def _decision_facts(decision: Any, resources: int) -> DecisionFacts:
     """The facts of a decision about so many resources, remembered per decision object (the consent PDP makes one
-    per rule, patient and unmet conditions, and shares it) and count; the decision is kept with them, so its id
-    cannot be reused meanwhile."""
-    key = (id(decision), resources)
-    known = _DECISION_FACTS.get(key)
-    if known is not None and known[0] is decision:
-        return known[1]
-    facts = DecisionFacts(
+    per rule, patient and unmet conditions, and shares it) and count."""
+    return _DECISION_FACTS.made((decision,), (resources,), _new_decision_facts, decision, resources)
+
+
+def _new_decision_facts(decision: Any, resources: int) -> DecisionFacts:
+    return DecisionFacts(
         patient=_text(decision.patient),
         effect=str(decision.effect.value),
         rule_id=str(decision.rule_id),
@@ -355,7 +350,6 @@ def _decision_facts(decision: Any, resources: int) -> DecisionFacts:
         consent_references=tuple(str(reference) for reference in decision.consent_references),
         resources=resources,
     )
-    return _DECISION_FACTS.keep(key, (decision, facts))[1]
 
 
 def _actor(identity: Any, request: Any, forwarded: str) -> Actor:

@@ -17,7 +17,7 @@ from gateway.consent.policy import Policy, load_policy
 from gateway.consent.request import CONTEXT_HEADERS, request_context
 from gateway.consent.timeutil import utc_now
 from gateway.ids import uuid7
-from gateway.memo import Memo
+from gateway.memo import IdentityMemo
 
 STATE_CONTEXT = "consent.context"
 STATE_FACTS = "consent.facts"
@@ -61,8 +61,8 @@ class ConsentEngine:
     facts_source: FactsSource
     clock: Callable[[], datetime] = utc_now
     # request contexts made, by (id of the identity, interaction kind, values of CONTEXT_HEADERS): see _made_context
-    _contexts: Memo[tuple[object, ...], tuple[Any, RequestContext]] = field(
-        default_factory=lambda: Memo(MAX_REMEMBERED_CONTEXTS), repr=False
+    _contexts: IdentityMemo[RequestContext] = field(
+        default_factory=lambda: IdentityMemo(MAX_REMEMBERED_CONTEXTS), repr=False
     )
 
     @classmethod
@@ -94,13 +94,9 @@ class ConsentEngine:
 
     def _made_context(self, identity: Any, headers: Any, kind: str) -> RequestContext:
         """`request_context()`, remembered: it depends on nothing but the identity (immutable, one object per verified
-        token), the interaction kind and the headers in CONTEXT_HEADERS. The identity is kept with the context, so
-        its id cannot name another object while the entry lives."""
-        key = (id(identity), kind, *map(headers.get, CONTEXT_HEADERS))
-        known = self._contexts.get(key)
-        if known is not None and known[0] is identity:
-            return known[1]
-        return self._contexts.keep(key, (identity, request_context(identity, headers, kind, self.policy.parameters)))[1]
+        token), the interaction kind and the headers in CONTEXT_HEADERS."""
+        return self._contexts.made((identity,), (kind, *map(headers.get, CONTEXT_HEADERS)),
+                                   request_context, identity, headers, kind, self.policy.parameters)
 
     def decision_id(self, state: dict[str, Any]) -> str:
         if STATE_DECISION_ID not in state:

@@ -27,11 +27,11 @@ from gateway.consent.model import (
     RequestContext,
 )
 from gateway.consent.policy import Policy, Rule
-from gateway.memo import Memo
+from gateway.memo import IdentityMemo
 
 _SEVERITY = {Effect.PERMIT: 0, Effect.PERMIT_FILTERED: 1, Effect.DENY: 2}
 MISSING_FACTS = "the facts for this patient were not fetched"
-_DECISIONS: Memo[tuple[int, int, str | None, tuple[str, ...]], tuple[Policy, Rule, Decision]] = Memo(16384)
+_DECISIONS: IdentityMemo[Decision] = IdentityMemo(16384)
 
 
 def decide_request(policy: Policy, request: RequestContext, target: RequestTarget) -> Decision:
@@ -116,13 +116,8 @@ def _first_match(
 
 def _decision(policy: Policy, rule: Rule, patient: str | None, unmet: tuple[str, ...]) -> Decision:
     """The decision `rule` makes for `patient`: an immutable value of these, so made once and shared by every
-    decision alike (those of a page, and of later requests). The policy and rule objects are kept with it, so
-    their ids cannot be reused meanwhile."""
-    key = (id(policy), id(rule), patient, unmet)
-    known = _DECISIONS.get(key)
-    if known is not None and known[0] is policy and known[1] is rule:
-        return known[2]
-    return _DECISIONS.keep(key, (policy, rule, _new_decision(policy, rule, patient, unmet)))[2]
+    decision alike (those of a page, and of later requests)."""
+    return _DECISIONS.made((policy, rule), (patient, unmet), _new_decision, policy, rule, patient, unmet)
 
 
 def _new_decision(policy: Policy, rule: Rule, patient: str | None, unmet: tuple[str, ...]) -> Decision:
