@@ -114,7 +114,7 @@ def main(configuration: str, path: str, requests: int) -> None:
         os.sched_setaffinity(0, CLIENT_CPUS)
     consent, audit = CONFIGURATIONS[configuration]
     out = Path(tempfile.mkdtemp(prefix="bench-stage-times")) / "times.txt"
-    server = Server(Path(out.parent), configuration, consent, audit, launcher=(__file__, _SERVE_WITH_TIMERS),
+    server = Server(out.parent, configuration, consent, audit, launcher=(__file__, _SERVE_WITH_TIMERS),
                     env={"STAGE_TIMES_OUT": str(out)})
     try:
         server.batch(path, 0, 500)  # warm-up

@@ -328,16 +328,13 @@ def _grouped_decisions(consents: Iterable[Any]) -> list[DecisionFacts]:
         key = (decision.patient, decision.rule_id, decision.effect.value)
         counts[key] = counts.get(key, 0) + times
         first.setdefault(key, decision)
-    return [_decision_facts(decision, counts[key]) for key, decision in first.items()]
+    # remembered per decision object (the consent PDP makes one per rule, patient and unmet conditions, and shares
+    # it) and count
+    return [_DECISION_FACTS.made((decision,), (counts[key],), _decision_facts, decision, counts[key])
+            for key, decision in first.items()]
 
 
 def _decision_facts(decision: Any, resources: int) -> DecisionFacts:
-    """The facts of a decision about so many resources, remembered per decision object (the consent PDP makes one
-    per rule, patient and unmet conditions, and shares it) and count."""
-    return _DECISION_FACTS.made((decision,), (resources,), _new_decision_facts, decision, resources)
-
-
-def _new_decision_facts(decision: Any, resources: int) -> DecisionFacts:
     return DecisionFacts(
         patient=_text(decision.patient),
         effect=str(decision.effect.value),

@@ -103,7 +103,10 @@ def _first_match(
             matched_any = tuple(name for name, value in alternatives if holds(name) == value)
             if alternatives and not matched_any:
                 continue
-            return _decision(policy, rule, patient, matched_any)
+            # the decision is an immutable value of these: made once, shared by every decision alike (a page's,
+            # and later requests')
+            return _DECISIONS.made((policy, rule), (patient, matched_any),
+                                   _decision, policy, rule, patient, matched_any)
     return Decision(
         effect=Effect.DENY,
         rule_id=policy.default_rule_id,
@@ -115,12 +118,6 @@ def _first_match(
 
 
 def _decision(policy: Policy, rule: Rule, patient: str | None, unmet: tuple[str, ...]) -> Decision:
-    """The decision `rule` makes for `patient`: an immutable value of these, so made once and shared by every
-    decision alike (those of a page, and of later requests)."""
-    return _DECISIONS.made((policy, rule), (patient, unmet), _new_decision, policy, rule, patient, unmet)
-
-
-def _new_decision(policy: Policy, rule: Rule, patient: str | None, unmet: tuple[str, ...]) -> Decision:
     obligations = []
     for code in rule.obligations:
         detail = f"PT{policy.parameters.btg_time_box_hours:g}H" if code == TIME_BOX else ""
