@@ -69,7 +69,7 @@ def serve_with_timers(arguments: list[str]) -> None:
         for name in names:
             setattr(owner, name, timed(f"{owner.__name__}.{name}", getattr(owner, name)))
     audit_log._canonical = timed("canonical JSON", audit_log._canonical)  # type: ignore[assignment]
-    consent_stage.decide = timed("consent decide", consent_stage.decide)  # type: ignore[assignment]
+    consent_stage.decide_shape = timed("consent decide_shape", consent_stage.decide_shape)  # type: ignore[assignment]
 
     create_app = app_module.create_app
 

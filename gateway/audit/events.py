@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from gateway.audit import codes
+from gateway.memo import IdentityMemo
 
 
 @dataclass(frozen=True)
@@ -79,15 +80,12 @@ class DecisionFacts(NamedTuple):
     extra: Mapping[str, str] = MappingProxyType({})
 
 
+_BALP_BASES = {"read": "Read", "vread": "Read", "create": "Create", "update": "Update", "delete": "Delete"}
+
+
 def balp_kind(access: Access) -> str:
     patient = bool(access.patients) or access.patient_data
-    base = {
-        "read": "Read",
-        "vread": "Read",
-        "create": "Create",
-        "update": "Update",
-        "delete": "Delete",
-    }.get(access.kind, "Query" if access.kind.startswith(("search", "history")) or access.kind == "operation" else "")
+    base = _BALP_BASES.get(access.kind) or ("Query" if _is_query(access.kind) else "")
     if not base:
         return access.kind.capitalize() or "Interaction"
     return f"Patient{base}" if patient else base
@@ -104,12 +102,9 @@ def interaction_event(access: Access, actor: Actor, recorded: str, event_id: str
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": event_id,
-        "meta": {"profile": [profile]} if profile else {},
+        "meta": _meta(profile) if profile else {},
         "type": codes.REST_TYPE,
-        "subtype": [
-            {"system": codes.RESTFUL_INTERACTION, "code": code}
-            for code in dict.fromkeys([access.kind, *(entry.kind for entry in access.entries)])
-        ],
+        "subtype": _subtype(tuple(dict.fromkeys([access.kind, *(entry.kind for entry in access.entries)]))),
         "action": codes.ACTIONS.get(access.kind, "E"),
         "recorded": recorded,
         "outcome": outcome_code(access.status),
@@ -140,48 +135,69 @@ def interaction_event(access: Access, actor: Actor, recorded: str, event_id: str
 def consent_event(
     decision: DecisionFacts, access: Access, actor: Actor, recorded: str, event_id: str, site: str
 ) -> dict[str, Any]:
-    details = [
-        {"type": "decision-id", "valueString": access.decision_id or ""},
-        {"type": "effect", "valueString": decision.effect},
-        {"type": "rule", "valueString": decision.rule_id},
-        {"type": "policy", "valueString": decision.policy_version},
-        {"type": "reason-en", "valueString": decision.reason_en},
-        {"type": "reason-nl", "valueString": decision.reason_nl},
-        {"type": "resources", "valueString": str(decision.resources)},
-    ]
-    if decision.legal_basis:
-        details.append({"type": "legal-basis", "valueString": decision.legal_basis})
-    details += [{"type": "obligation", "valueString": code} for code in decision.obligations]
+    """The AuthZconsent event of a decision; what it says of the decision itself is made once per DecisionFacts
+    object (`_DecisionParts`), only the request's own details are new."""
+    parts = _DECISION_PARTS.made((decision,), (), _DecisionParts.of, decision)
+    details = [{"type": "decision-id", "valueString": access.decision_id or ""}, *parts.details]
     if access.btg_reason:
         details.append({"type": "btg-reason", "valueString": access.btg_reason})
-    details += [{"type": key, "valueString": value} for key, value in sorted(decision.extra.items())]
-    entities = [patient_entity(decision.patient)] if decision.patient else []
-    entities += [_consent_entity(reference) for reference in decision.consent_references]
-    entities.append(
-        {
+    details += parts.extra
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": event_id,
+        "meta": _meta(codes.balp_profile("AuthZconsent")),
+        "type": codes.CONSENT_DECISION_TYPE,
+        "subtype": parts.subtype,
+        "action": "E",
+        "recorded": recorded,
+        "outcome": parts.outcome,
+        "outcomeDesc": decision.reason_en,
+        "agent": agents(actor, site),
+        "source": source(site),
+        "entity": [*parts.entities, {
             "type": codes.ENTITY_SYSTEM_OBJECT,
             "role": codes.ROLE_SECURITY_RESOURCE,
             "name": "consent-decision",
             "detail": details,
-        }
-    )
-    event: dict[str, Any] = {
-        "resourceType": "AuditEvent",
-        "id": event_id,
-        "meta": {"profile": [codes.balp_profile("AuthZconsent")]},
-        "type": codes.CONSENT_DECISION_TYPE,
-        "subtype": [{"system": codes.CONSENT_DECISION_SYSTEM, "code": decision.effect}],
-        "action": "E",
-        "recorded": recorded,
-        "outcome": "0" if decision.effect == "permit" else "4",
-        "outcomeDesc": decision.reason_en,
-        "agent": agents(actor, site),
-        "source": source(site),
-        "entity": entities,
+        }],
     }
     if actor.purpose_of_use:
         event["purposeOfEvent"] = [_purpose(actor.purpose_of_use)]
     return event
+
+
+class _DecisionParts(NamedTuple):
+    """What an AuthZconsent event says of its decision alone. Shared by the events of every request with that
+    decision, so never changed (like `agents`)."""
+
+    details: tuple[dict[str, str], ...]  # after the decision id
+    extra: tuple[dict[str, str], ...]  # after the break-the-glass reason
+    entities: tuple[dict[str, Any], ...]  # the patient and the Consents, before the decision entity
+    subtype: list[dict[str, str]]
+    outcome: str
+
+    @classmethod
+    def of(cls, decision: DecisionFacts) -> _DecisionParts:
+        details = [
+            {"type": "effect", "valueString": decision.effect},
+            {"type": "rule", "valueString": decision.rule_id},
+            {"type": "policy", "valueString": decision.policy_version},
+            {"type": "reason-en", "valueString": decision.reason_en},
+            {"type": "reason-nl", "valueString": decision.reason_nl},
+            {"type": "resources", "valueString": str(decision.resources)},
+        ]
+        if decision.legal_basis:
+            details.append({"type": "legal-basis", "valueString": decision.legal_basis})
+        details += [{"type": "obligation", "valueString": code} for code in decision.obligations]
+        extra = [{"type": key, "valueString": value} for key, value in sorted(decision.extra.items())]
+        entities = [patient_entity(decision.patient)] if decision.patient else []
+        entities += [_consent_entity(reference) for reference in decision.consent_references]
+        return cls(tuple(details), tuple(extra), tuple(entities),
+                   [{"system": codes.CONSENT_DECISION_SYSTEM, "code": decision.effect}],
+                   "0" if decision.effect == "permit" else "4")
+
+
+_DECISION_PARTS: IdentityMemo[_DecisionParts] = IdentityMemo(4096)
 
 
 def outcome_code(status: int) -> str:
@@ -233,11 +249,22 @@ def agents(actor: Actor, site: str) -> list[dict[str, Any]]:
     return found
 
 
+@lru_cache(maxsize=64)
+def _meta(profile: str) -> dict[str, Any]:
+    return {"profile": [profile]}
+
+
+@lru_cache(maxsize=256)
+def _subtype(kinds: tuple[str, ...]) -> list[dict[str, str]]:
+    return [{"system": codes.RESTFUL_INTERACTION, "code": kind} for kind in kinds]
+
+
 @lru_cache(maxsize=16)
 def source(site: str) -> dict[str, Any]:
     return {"site": site, "observer": {"display": "zcc-gateway"}, "type": [codes.SOURCE_APPLICATION_SERVER]}
 
 
+@lru_cache(maxsize=4096)
 def patient_entity(patient: str) -> dict[str, Any]:
     reference = patient if "/" in patient and patient.startswith("http") else f"Patient/{patient}"
     return {"what": {"reference": reference}, "type": codes.ENTITY_PERSON, "role": codes.ROLE_PATIENT}

@@ -16,7 +16,8 @@ searches, refusals) run in a write transaction of their own on a long-lived per-
 (SQLite; on PostgreSQL a pooled connection per append, so the server's connection limit stays the pool's), and
 concurrent ones share it (group commit, `gateway.audit.group_commit`): one lock of the head and one commit for
 every request that arrived while the previous append was being written, each still answered only after its own
-events are committed.
+events are committed. A read served on the event loop appends on the loop's never-waiting connection, the one
+its reads were made on (`append_now`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -45,6 +45,7 @@ from gateway.audit.schema import (
     audit_event_patient,
     audit_review,
 )
+from gateway.store.engine import SingleStatements, sqlite_file
 
 log = logging.getLogger("gateway.audit")
 _HEAD_ID = 1
@@ -152,7 +153,7 @@ class AuditPage:
 class AuditLog:
     def __init__(self, checkpoints: CheckpointRule | None = None) -> None:
         self.checkpoint_rule = checkpoints
-        self._writers = threading.local()  # this thread's SQLite writer connection per engine
+        self._writers = threading.local()  # this thread's SQLite writer connection per engine (see `_writer`)
         self._groups: weakref.WeakKeyDictionary[Engine, GroupCommit[_Batched, list[Appended]]] = (
             weakref.WeakKeyDictionary()
         )
@@ -179,7 +180,7 @@ class AuditLog:
         break-the-glass review items they open. On a Connection: in the caller's transaction (it commits or
         rolls back with the data). On an Engine: in a write transaction of its own, committed before this
         returns. Any failure is an AuditWriteError (the caller must not answer with data)."""
-        with _failing_closed(target.dialect):
+        with _FailingClosed(target.dialect):
             batched = _Batched(tuple(_canonical(item) for item in pending), tuple(reviews))
             if isinstance(target, Engine):
                 return self._group(target).submit(batched)
@@ -195,9 +196,9 @@ class AuditLog:
         committed; False, having written nothing, when that would mean waiting: another writer holds the SQLite
         database, another thread of this process is appending, or the database is not a SQLite file (PostgreSQL
         commits over the network). Failures other than waiting are an AuditWriteError, as for `append_all`."""
-        if not _sqlite_file(engine):
+        if not sqlite_file(engine):
             return False
-        with _failing_closed(engine.dialect):
+        with _FailingClosed(engine.dialect):
             batched = _Batched(tuple(_canonical(item) for item in pending), tuple(reviews))
             ran, appended = self._group(engine).run_if_idle(
                 lambda: self._append_alone(engine, batched.pending, batched.reviews, wait=False)
@@ -220,7 +221,7 @@ class AuditLog:
         """Copy the write-ahead log into the database as far as no reader needs it (PASSIVE: waits for no one).
         The events are committed already: a failure is logged, not raised (the next checkpoint retries)."""
         try:
-            self._writer(engine).dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._writer(engine).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except Exception as problem:  # noqa: BLE001 - see above
             self._drop_writer(engine)
             log.warning("audit: checkpoint of the SQLite write-ahead log failed (%s)", type(problem).__name__)
@@ -254,16 +255,21 @@ class AuditLog:
         wait: bool = True,
     ) -> list[Appended] | None:
         """Append in a write transaction of its own. `wait=False` (SQLite on disk only): None at once, nothing
-        written, if another connection holds the database."""
+        written, if another connection holds the database (or the loop's connection is inside a transaction)."""
         dialect = engine.dialect
         postgresql = dialect.name == "postgresql"
         # PostgreSQL: a pooled connection per append; SQLite in memory: the pool's (another connection would be
         # another database); SQLite on disk: this thread's own writer
-        pooled = not _sqlite_file(engine)
-        raw = None
+        pooled = not sqlite_file(engine)
+        raw = dbapi = None
         try:
-            raw = engine.raw_connection() if pooled else self._writer(engine, wait)
-            dbapi = raw.dbapi_connection
+            if pooled:
+                raw = engine.raw_connection()
+                dbapi = raw.dbapi_connection
+            else:
+                dbapi = self._writer(engine, wait)
+                if not wait and dbapi.in_transaction:  # a read of the loop is still open on it: not now
+                    return None
             cursor = dbapi.cursor()
             try:
                 if not postgresql:
@@ -284,32 +290,34 @@ class AuditLog:
         except AuditWriteError:
             raise
         except Exception as problem:
-            if raw is not None and not pooled:
-                self._drop_writer(engine)  # a fresh connection next time, whatever state this one is in
+            if dbapi is not None and not pooled:
+                self._drop_writer(engine, wait)  # a fresh connection next time, whatever state this one is in
             raise _write_error(problem) from _wrapped(problem, dialect)
         finally:
             if pooled and raw is not None:
                 raw.close()  # back to the pool
 
     def _writer(self, engine: Engine, wait: bool = True) -> Any:
-        """This thread's writer connection to a SQLite file; with `wait=False` one whose BEGIN IMMEDIATE fails at
-        once (busy timeout 0) instead of waiting for another writer."""
-        writers: dict[tuple[Engine, bool], Any] = self._writers.__dict__.setdefault("by_engine", {})
-        raw = writers.get((engine, wait))
+        """This thread's writer connection (DB-API) to a SQLite file. `wait=False`: the event loop's never-waiting
+        connection, whose BEGIN IMMEDIATE fails at once (busy timeout 0) instead of waiting for another writer and
+        which leaves checkpoints to `checkpoint_wal`; the loop's reads are made on it too
+        (`SingleStatements.of(engine, waiting=False)`), so the append's commit leaves their page cache warm."""
+        if not wait:
+            return SingleStatements.of(engine, waiting=False).connection().connection.dbapi_connection
+        writers: dict[Engine, Any] = self._writers.__dict__.setdefault("by_engine", {})
+        raw = writers.get(engine)
         if raw is None:
             raw = engine.raw_connection()  # configured by the engine's connect hooks (WAL, busy timeout, ...)
             raw.detach()  # this thread keeps it: it does not hold one of the pool's slots
-            if not wait:  # fails at once rather than wait for a writer, and leaves checkpoints to checkpoint_wal
-                raw.dbapi_connection.execute("PRAGMA busy_timeout=0")
-                raw.dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
-            writers[(engine, wait)] = raw
-        return raw
+            writers[engine] = raw
+        return raw.dbapi_connection
 
-    def _drop_writer(self, engine: Engine) -> None:
-        writers = self._writers.__dict__.get("by_engine", {})
-        for raw in (writers.pop((engine, True), None), writers.pop((engine, False), None)):
-            if raw is None:
-                continue
+    def _drop_writer(self, engine: Engine, wait: bool = True) -> None:
+        if not wait:
+            SingleStatements.of(engine, waiting=False).discard()
+            return
+        raw = self._writers.__dict__.get("by_engine", {}).pop(engine, None)
+        if raw is not None:
             try:
                 raw.close()
             except Exception:  # noqa: BLE001 - already broken
@@ -485,29 +493,30 @@ class AuditLog:
         return result
 
 
-@dataclass(frozen=True)
-class _Batched:
+class _Batched(NamedTuple):
     """One interaction's events (canonicalised by the thread that made them) and the review items they open."""
 
     pending: tuple[tuple[Pending, bytes], ...]
     reviews: tuple[ReviewItem, ...]
 
 
-def _sqlite_file(engine: Engine) -> bool:
-    """A SQLite database on disk: each thread may keep its own writer connection to it."""
-    return engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
-
-
-@contextmanager
-def _failing_closed(dialect: Any) -> Iterator[None]:
+class _FailingClosed:
     """Any driver or serialisation failure inside becomes an AuditWriteError (the caller must not answer with
-    data), chained to the driver error as SQLAlchemy's wrapper."""
-    try:
-        yield
-    except AuditWriteError:
-        raise
-    except Exception as problem:
-        raise _write_error(problem) from _wrapped(problem, dialect)
+    data), chained to the driver error as SQLAlchemy's wrapper. A class: on every append, cheaper than a
+    contextlib generator."""
+
+    __slots__ = ("dialect",)
+
+    def __init__(self, dialect: Any) -> None:
+        self.dialect = dialect
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, problem: BaseException | None, _: Any) -> bool:
+        if problem is None or isinstance(problem, AuditWriteError) or not isinstance(problem, Exception):
+            return False
+        raise _write_error(problem) from _wrapped(problem, self.dialect)
 
 
 def _canonical(item: Pending) -> tuple[Pending, bytes]:

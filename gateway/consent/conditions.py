@@ -25,6 +25,11 @@ class RequestTarget:
     protected_write: bool
     now: datetime
 
+    @property
+    def timeless(self) -> tuple[object, ...]:
+        """Every field but `now` (gateway.consent.pdp.decide_request remembers decisions by these)."""
+        return self.resource_type, self.patient_data_target, self.protected_write
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -206,6 +211,33 @@ def requester_is_ggz(e: Evaluation) -> bool:
 def _request(name: str) -> DisclosureCondition:
     condition = REQUEST_CONDITIONS[name]
     return lambda e: condition(e.request, RequestTarget(e.resource.resource_type, True, False, e.now), e.params)
+
+
+def instants(facts: PatientFacts | None, request: RequestContext, params: Parameters) -> tuple[datetime, ...]:
+    """Every instant at which the answer of a condition above about these facts and this request can change, sorted:
+    the conditions compare `now` with nothing else. A contact's start less the clock skew and its end (or start)
+    plus the zcc window (`active_zcc_contact`); a Consent's start and end (`consents.applies`); the end of the
+    break-the-glass time box (`btg_within_time_box`). Between two of them, and at each, every condition answers
+    alike (gateway.consent.pdp.decide_shape relies on it: a new comparison with `now` must add its instant here)."""
+    found: list[datetime] = []
+
+    def add(instant: datetime | None, shift: timedelta = timedelta(0)) -> None:
+        if instant is None:
+            return
+        try:
+            found.append(instant + shift)
+        except OverflowError:  # beyond the calendar: no `now` reaches it, so no answer changes there
+            pass
+
+    window = timedelta(hours=params.zcc_contact_window_hours)
+    for contact in facts.contacts if facts is not None else ():
+        add(contact.start, -CLOCK_SKEW)
+        add(contact.end or contact.start, window)
+    for record in facts.consents if facts is not None else ():
+        add(record.start)
+        add(record.end)
+    add(request.btg_started_at, timedelta(hours=params.btg_time_box_hours))
+    return tuple(sorted(found))
 
 
 DISCLOSURE_CONDITIONS: dict[str, DisclosureCondition] = {

@@ -60,6 +60,10 @@ class Describer:
         id)."""
         return self.shape_and_reference(resource)[0]
 
+    def remembered(self, version: StoredVersion) -> tuple[tuple[object, ...], str] | None:
+        """`shape_and_reference_of` a stored version if it is remembered (without its content)."""
+        return self._versions.get((version.type, version.id, version.version, version.last_updated))
+
     def shape_and_reference_of(
         self, resource: Mapping[str, Any], version: StoredVersion
     ) -> tuple[tuple[object, ...], str]:

@@ -81,6 +81,11 @@ class DisclosedResource:
         return (self.resource_type, self.patients, self.patient_data, self.labels, self.data_category,
                 self.holder_category, self.holder_ura, self.status)
 
+    @staticmethod
+    def shape_patients(shape: tuple[object, ...]) -> frozenset[str]:
+        """The `patients` of a description with this `shape`."""
+        return shape[1]  # type: ignore[return-value]
+
     @classmethod
     def from_shape(cls, shape: tuple[object, ...], resource_id: str | None) -> DisclosedResource:
         """The description with this `shape` (see `shape`) and id."""

@@ -7,6 +7,7 @@ it; the most restrictive answer wins (deny > permit-filtered > permit).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -16,6 +17,7 @@ from gateway.consent.conditions import (
     REQUEST_CONDITIONS,
     Evaluation,
     RequestTarget,
+    instants,
 )
 from gateway.consent.model import (
     TIME_BOX,
@@ -32,9 +34,23 @@ from gateway.memo import IdentityMemo
 _SEVERITY = {Effect.PERMIT: 0, Effect.PERMIT_FILTERED: 1, Effect.DENY: 2}
 MISSING_FACTS = "the facts for this patient were not fetched"
 _DECISIONS: IdentityMemo[Decision] = IdentityMemo(16384)
+_SHAPE_DECISIONS: IdentityMemo[Decision] = IdentityMemo(16384)  # see decide_shape
+_REQUEST_DECISIONS: IdentityMemo[Decision] = IdentityMemo(4096)  # see decide_request
+_INSTANTS: IdentityMemo[tuple[datetime, ...]] = IdentityMemo(16384)
 
 
 def decide_request(policy: Policy, request: RequestContext, target: RequestTarget) -> Decision:
+    """The request rules' decision, remembered as `decide_shape`'s: per policy, request context, target (but its
+    time) and place of the target's time among the request context's `instants`."""
+    moments = _INSTANTS.made((None, request, policy), (), instants, None, request, policy.parameters)
+    now = target.now
+    return _REQUEST_DECISIONS.made(
+        (policy, request), (*target.timeless, bisect_left(moments, now), bisect_right(moments, now)),
+        _decide_request, policy, request, target,
+    )
+
+
+def _decide_request(policy: Policy, request: RequestContext, target: RequestTarget) -> Decision:
     params = policy.parameters
     return _first_match(policy, policy.request_rules, lambda name: REQUEST_CONDITIONS[name](request, target, params),
                         None)
@@ -50,6 +66,38 @@ def decide(
     patients = sorted(resource.patients) or [None]
     decisions = [decide_for_patient(policy, request, resource, _facts(facts, patient), now) for patient in patients]
     return max(decisions, key=lambda decision: _SEVERITY[decision.effect])
+
+
+def decide_shape(
+    policy: Policy,
+    request: RequestContext,
+    shape: tuple[object, ...],
+    facts: Mapping[str, PatientFacts],
+    now: datetime,
+) -> Decision:
+    """`decide` for a resource of this shape (`DisclosedResource.shape`: all a decision depends on of a resource),
+    remembered across requests. A decision is a pure function of the policy, the request context, the shape, the
+    facts of the resource's patients and `now`, and it depends on `now` only through comparisons with the
+    `instants` of those facts and that request context: wherever `now` falls among them (between two, or on one),
+    the decision is the same. So it is made once per policy, request context and facts objects (facts are new
+    objects whenever the store changed: gateway.consent.facts), shape and place of `now`, and shared (a Decision
+    is immutable). Patients without fetched facts: decided afresh."""
+    found = [facts.get(patient) for patient in sorted(DisclosedResource.shape_patients(shape))]
+    if None in found:
+        return _decide_shaped(policy, request, shape, facts, now)
+    places = []
+    for one in found or [None]:
+        moments = _INSTANTS.made((one, request, policy), (), instants, one, request, policy.parameters)
+        places.append((bisect_left(moments, now), bisect_right(moments, now)))
+    return _SHAPE_DECISIONS.made((policy, request, *found), (shape, *places),
+                                 _decide_shaped, policy, request, shape, facts, now)
+
+
+def _decide_shaped(
+    policy: Policy, request: RequestContext, shape: tuple[object, ...], facts: Mapping[str, PatientFacts],
+    now: datetime,
+) -> Decision:
+    return decide(policy, request, DisclosedResource.from_shape(shape, None), facts, now)
 
 
 def decide_for_patient(

@@ -19,6 +19,7 @@ from gateway.consent.model import DENY_AS_404, Decision, Effect
 Judge = Callable[[dict[str, Any]], Decision]
 RESPONSE_BUNDLES = frozenset({"searchset", "history", "batch-response", "transaction-response"})
 PART_BUNDLES = frozenset({"document", "collection", "message"})
+CONTAINERS = ("Bundle", "Parameters")  # resources made of resources: judged by their parts
 
 
 @dataclass
@@ -61,7 +62,7 @@ def _collect(node: Any, found: list[dict[str, Any]]) -> None:
                 continue
             resource = entry.get("resource")
             if type(resource) is dict and type(resource.get("resourceType")) is str and (
-                resource["resourceType"] not in _CONTAINERS
+                resource["resourceType"] not in CONTAINERS
             ):
                 found.append(resource)  # the common entry, without a call per level
             else:
@@ -76,13 +77,12 @@ def _collect(node: Any, found: list[dict[str, Any]]) -> None:
         found.append(node)
 
 
-_CONTAINERS = ("Bundle", "Parameters")
 _ORDER = {Effect.PERMIT: 0, Effect.PERMIT_FILTERED: 1, Effect.DENY: 2}
 
 
 def judge_unit(resource: dict[str, Any], judge: Judge) -> Decision:
     """The decision for a resource as a whole; a Bundle or Parameters takes its most restrictive part."""
-    if not isinstance(resource, dict) or resource.get("resourceType") not in _CONTAINERS:
+    if not isinstance(resource, dict) or resource.get("resourceType") not in CONTAINERS:
         return judge(resource)  # a plain resource is its only part
     decisions = [judge(part) for part in resources_in(resource)]
     if not decisions:

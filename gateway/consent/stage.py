@@ -26,10 +26,11 @@ from gateway.consent.engine import (
     InteractionRecord,
 )
 from gateway.consent.explain import btg_hint
-from gateway.consent.model import DENY_AS_404, TIME_BOX, Decision, Effect, RequestContext
-from gateway.consent.pdp import decide, decide_request
+from gateway.consent.model import DENY_AS_404, TIME_BOX, Decision, DisclosedResource, Effect, RequestContext
+from gateway.consent.pdp import decide_request, decide_shape
 from gateway.consent.query_safety import unsafe_search
 from gateway.consent.responses import (
+    CONTAINERS,
     PART_BUNDLES,
     RESPONSE_BUNDLES,
     FilterReport,
@@ -46,6 +47,7 @@ from gateway.fhir.context import RequestScope
 from gateway.fhir.errors import FhirError, Issue, not_found
 from gateway.fhir.interaction import Interaction, Result
 from gateway.fhir.pipeline import Handler
+from gateway.store.repository import StoredResource
 
 SEARCH_KINDS = frozenset({kinds.SEARCH_TYPE, kinds.SEARCH_SYSTEM})
 WRITE_KINDS = frozenset({kinds.CREATE, kinds.UPDATE, kinds.DELETE})
@@ -159,6 +161,13 @@ class ConsentStage:
         now: datetime,
     ) -> Result:
         result.headers[DECISION_HEADER] = record.decision_id
+        stored = _one_stored_resource(it, result)
+        if stored is not None:  # a read (the most common interaction): the version's shape is all there is to judge
+            found = self.engine.describer.remembered(stored)
+            if found is None and (body := _body_to_judge(it, result)) is not None:
+                found = self.engine.describer.shape_and_reference_of(body, stored)
+            if found is not None:
+                return self._judge_one(scope, it, ctx, record, result, now, *found)
         body = _body_to_judge(it, result)
         if body is None:
             return result
@@ -178,8 +187,8 @@ class ConsentStage:
             report = filter_parameters(body, judge)
         if report is not None:
             result.resource, result.stored = body, None
-            self._note(record, result, report.released, len(report.withheld), len(report.suppressed_visible),
-                       reference_of)
+            self._note(record, result, [(reference_of(resource), decision) for resource, decision in report.released],
+                       len(report.withheld), len(report.suppressed_visible))
             if it.kind == kinds.HISTORY_INSTANCE and report.withheld and not report.released:
                 # an empty history would confirm that the resource exists: answer as a read of it would
                 withheld = next((d for _, d in report.withheld if d is not None), None)
@@ -187,9 +196,36 @@ class ConsentStage:
                     raise _not_found(it, record)
                 raise self._refusal(it, ctx, withheld, record)
             return result
-        decision = judge_unit(body, judge)
+        return self._released_or_refused(it, ctx, record, result, judge_unit(body, judge), reference_of(body))
+
+    def _judge_one(
+        self,
+        scope: RequestScope,
+        it: Interaction,
+        ctx: RequestContext,
+        record: InteractionRecord,
+        result: Result,
+        now: datetime,
+        shape: tuple[object, ...],
+        reference: str,
+    ) -> Result:
+        """`_filter` for one resource whose shape is known (a read): `_judge` without a body to walk."""
+        patients = DisclosedResource.shape_patients(shape)
+        facts = {}
+        if patients:
+            with scope.reading(snapshot=False) as connection:
+                facts = self.engine.facts(scope.state, connection, patients)
+        decision = record.decided.get(shape) or decide_shape(self.engine.policy, ctx, shape, facts, now)
+        record.decisions.append((reference, decision))
+        return self._released_or_refused(it, ctx, record, result, decision, reference)
+
+    def _released_or_refused(
+        self, it: Interaction, ctx: RequestContext, record: InteractionRecord, result: Result, decision: Decision,
+        reference: str,
+    ) -> Result:
+        """The answer for a response that is one resource as a whole, decided."""
         if decision.effect is Effect.PERMIT:
-            self._note(record, result, [(body, decision)], 0, 0, reference_of)
+            self._note(record, result, [(reference, decision)], 0, 0)
             return result
         record.withheld += 1
         if it.kind in WRITE_KINDS:  # the write happened; only the echo is withheld
@@ -242,9 +278,7 @@ class ConsentStage:
             shape, reference = shapes.get(id(resource)) or describer.shape_and_reference(resource)
             decision = decided.get(shape)
             if decision is None:
-                seen = known.get(id(resource))
-                item = seen[1] if seen is not None and seen[0] is resource else describer.described(resource, shape)
-                decision = decided[shape] = decide(policy, ctx, item, facts, now)
+                decision = decided[shape] = decide_shape(policy, ctx, shape, facts, now)
             decisions.append((reference, decision))
             return decision
 
@@ -257,12 +291,11 @@ class ConsentStage:
         self,
         record: InteractionRecord,
         result: Result,
-        released: list[tuple[dict[str, Any], Decision]],
+        released: list[tuple[str, Decision]],
         withheld: int,
         visible: int,
-        reference_of: Callable[[dict[str, Any]], str],
     ) -> None:
-        record.released.extend([reference_of(resource) for resource, _ in released])
+        record.released.extend([reference for reference, _ in released])
         record.withheld += withheld
         if visible:
             result.headers[SUPPRESSED_HEADER] = str(visible)
@@ -287,6 +320,15 @@ class ConsentStage:
             if hint:
                 issues.append(Issue("information", "informational", hint))
         return FhirError(403, "forbidden", issues[0].diagnostics, issues=issues, headers=headers)
+
+
+def _one_stored_resource(it: Interaction, result: Result) -> StoredResource | None:
+    """The stored version a read is answered with (its bytes), unless it is a resource made of resources (those
+    are judged by their parts)."""
+    stored = result.stored
+    if it.kind in READ_KINDS and result.resource is None and stored is not None and stored.body is not None:
+        return stored if stored.type not in CONTAINERS else None
+    return None
 
 
 def _body_to_judge(it: Interaction, result: Result) -> dict[str, Any] | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,14 +57,11 @@ class RequestScope:
             with self.services.store.write() as connection:
                 yield connection
 
-    @contextmanager
-    def reading(self, snapshot: bool = True) -> Iterator[Connection]:
+    def reading(self, snapshot: bool = True) -> AbstractContextManager[Connection]:
         """A connection to read on; `snapshot=False` for a single statement (no transaction needed)."""
         if self.connection is not None:
-            yield self.connection
-        else:
-            with self.services.store.read(snapshot) as connection:
-                yield connection
+            return nullcontext(self.connection)
+        return self.services.store.read(snapshot, waiting=not self.on_event_loop)
 
     def child(self, connection: Connection | None) -> RequestScope:
         return RequestScope(self.services, connection, self.identity, self.state, self.on_event_loop, self.deferred)

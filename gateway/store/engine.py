@@ -102,7 +102,34 @@ def begin_immediate(dbapi_connection: Any, last_try: Callable[[], Any]) -> None:
         dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout)}")
 
 
+def sqlite_file(engine: Engine) -> bool:
+    """A SQLite database on disk: each thread may keep connections of its own to it (in memory, the pool's one
+    connection is the database)."""
+    return engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
+
+
+class _Statements:
+    """`with SingleStatements()`: a class, not a generator (a point read costs little more than this)."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def __enter__(self) -> Connection:
+        return self.connection
+
+    def __exit__(self, *_: object) -> None:
+        connection = self.connection
+        if connection.in_transaction() and not connection.invalidated:
+            try:
+                connection.rollback()  # SQLAlchemy's bookkeeping only: the database saw no transaction
+            except Exception:  # noqa: BLE001 - a connection broken meanwhile: replaced at the next use
+                connection.invalidate()
+
+
 _SINGLE_STATEMENTS = "_zcc_single_statements"
+_NEVER_WAITING = "_zcc_single_statements_never_waiting"
 _CREATING = threading.Lock()
 
 
@@ -113,19 +140,29 @@ class SingleStatements:
     driver connection is autocommit already (`_configure_sqlite`) and no BEGIN is issued for it; writes go through
     `write()`. A connection that a database error invalidated is replaced at the next use."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, waiting: bool = True) -> None:
         self.engine = engine
+        self.waiting = waiting
         self._local = threading.local()
 
     @classmethod
-    def of(cls, engine: Engine) -> SingleStatements:
+    def of(cls, engine: Engine, waiting: bool = True) -> SingleStatements:
         """The engine's one instance, kept on the engine: every user on a thread (the store's single-statement
         reads, the ingestion records, the cross-transaction locks) shares that thread's connection, so a thread
-        pins one pooled connection for them, not one per user."""
-        found: SingleStatements | None = engine.__dict__.get(_SINGLE_STATEMENTS)
+        pins one pooled connection for them, not one per user.
+
+        `waiting=False`, for the server's event loop, which must never wait: on a SQLite file, connections that
+        never wait for another connection's lock (busy timeout 0: SQLITE_BUSY at once, answered as 503) and never
+        checkpoint the write-ahead log on commit (a checkpoint fsyncs; gateway.audit.log checkpoints elsewhere).
+        The audit of a read served on the loop is appended on the same connection as its reads
+        (`AuditLog.append_now`), so that its commit leaves their page cache warm: SQLite drops a connection's
+        cache after any other connection's commit. Elsewhere (PostgreSQL, SQLite in memory) the waiting one."""
+        waiting = waiting or not sqlite_file(engine)
+        attribute = _SINGLE_STATEMENTS if waiting else _NEVER_WAITING
+        found: SingleStatements | None = engine.__dict__.get(attribute)
         if found is None:
             with _CREATING:
-                found = engine.__dict__.setdefault(_SINGLE_STATEMENTS, cls(engine))
+                found = engine.__dict__.setdefault(attribute, cls(engine, waiting))
         return found
 
     def connection(self) -> Connection:
@@ -133,20 +170,22 @@ class SingleStatements:
         if connection is None or connection.closed or connection.invalidated:
             autocommit = {} if self.engine.dialect.name == "sqlite" else {"isolation_level": "AUTOCOMMIT"}
             connection = self.engine.connect().execution_options(single_statement=True, **autocommit)
+            if not self.waiting:
+                driver = connection.connection.dbapi_connection
+                driver.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
+                driver.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[union-attr]
             self._local.connection = connection
         return connection
 
-    @contextmanager
-    def __call__(self) -> Iterator[Connection]:
-        connection = self.connection()
-        try:
-            yield connection
-        finally:
-            if connection.in_transaction() and not connection.invalidated:
-                try:
-                    connection.rollback()  # SQLAlchemy's bookkeeping only: the database saw no transaction
-                except Exception:  # noqa: BLE001 - a connection broken meanwhile: replaced at the next use
-                    connection.invalidate()
+    def discard(self) -> None:
+        """Replace this thread's connection at its next use (after an error that may have left it in any state)."""
+        connection: Connection | None = getattr(self._local, "connection", None)
+        if connection is not None and not connection.invalidated:
+            connection.invalidate()
+
+    def __call__(self) -> _Statements:
+        """This thread's connection, for `with`: the statements made in it are each their own transaction."""
+        return _Statements(self.connection())
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

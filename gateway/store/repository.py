@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -224,6 +224,7 @@ class ResourceStore:
         self.indexer = indexer
         self._readers = threading.local()
         self.single_statements = SingleStatements.of(engine)  # this thread's autocommit connection
+        self.never_waiting = SingleStatements.of(engine, waiting=False)  # the event loop's (see `read`)
         # index rows extracted ahead of a save (`prepare_index`), by _index_key; each used once
         self._prepared: _UsedOnce[bytes, tuple[Indexer, dict[str, list[dict[str, Any]]]]] = _UsedOnce()
         # (type, id) of resources a caller found absent just before saving them (`expect_new`); each used once
@@ -236,20 +237,23 @@ class ResourceStore:
             with connection.begin():
                 yield connection
 
-    @contextmanager
-    def read(self, snapshot: bool = True) -> Iterator[Connection]:
+    def read(self, snapshot: bool = True, waiting: bool = True) -> AbstractContextManager[Connection]:
         """A read transaction on this thread's long-lived reader connection.
 
         Checking a connection out of the pool and resetting it costs several times more than a point read,
-        so each thread keeps one reader; it is replaced when a database error invalidated it."""
+        so each thread keeps one reader; it is replaced when a database error invalidated it. `waiting=False`
+        (the event loop) for a single statement: on the thread's never-waiting connection
+        (`SingleStatements.of(engine, waiting=False)`). Not a generator: a point read costs less than two
+        nested generator context managers."""
         connection = self._reader()
         if connection.in_transaction():  # a nested read joins the outer one
-            yield connection
-            return
+            return nullcontext(connection)
         if not snapshot:  # one statement: an autocommit connection, no BEGIN/COMMIT round trips
-            with self.single_statements() as single:
-                yield single
-            return
+            return (self.single_statements if waiting else self.never_waiting)()
+        return self._snapshot(connection)
+
+    @contextmanager
+    def _snapshot(self, connection: Connection) -> Iterator[Connection]:
         try:
             with connection.begin():
                 yield connection

@@ -19,7 +19,7 @@ import gateway.fhir.routes as routes
 from gateway.app import build_services, create_app
 from gateway.audit.log import WAL_CHECKPOINT_EVERY, AuditLog, Pending
 from gateway.settings import Settings
-from gateway.store.engine import create_database_engine
+from gateway.store.engine import SingleStatements, create_database_engine
 from gateway.store.migrate import upgrade
 
 BASE = "http://testserver/fhir"
@@ -80,12 +80,38 @@ def test_the_loop_never_checkpoints_the_log_itself_a_checkpoint_is_due_every_so_
         assert log.append_now(engine, [_event(f"e{n}")])
         due.append(log.wal_checkpoint_due(engine))
     assert [n + 1 for n, flag in enumerate(due) if flag] == [WAL_CHECKPOINT_EVERY, 2 * WAL_CHECKPOINT_EVERY]
-    (loop_writer,) = [raw for (_, waits), raw in log._writers.by_engine.items() if not waits]
-    assert loop_writer.dbapi_connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # no fsync there
+    loop_connection = SingleStatements.of(engine, waiting=False).connection().connection.dbapi_connection
+    assert loop_connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # no fsync there
     database = Path(str(engine.url.database))
     before = database.stat().st_size  # the appends are in the write-ahead log only ...
     log.checkpoint_wal(engine)
     assert database.stat().st_size > before  # ... until the checkpoint copies them into the database
+
+
+def test_the_loop_appends_on_the_connection_its_reads_are_made_on_so_their_page_cache_stays_warm(
+    engine: Engine,
+) -> None:
+    loop = SingleStatements.of(engine, waiting=False).connection().connection.dbapi_connection
+    other = sqlite3.connect(str(engine.url.database))
+    seen_by_loop, seen_by_other = (c.execute("PRAGMA data_version").fetchone()[0] for c in (loop, other))
+    assert AuditLog().append_now(engine, [_event("own")]) is True
+    # data_version moves for a connection when *another* connection commits (and SQLite then drops its cache)
+    assert loop.execute("PRAGMA data_version").fetchone()[0] == seen_by_loop
+    assert other.execute("PRAGMA data_version").fetchone()[0] != seen_by_other
+    other.close()
+
+
+def test_append_now_defers_while_a_read_is_open_on_the_loop_connection(engine: Engine) -> None:
+    log = AuditLog()
+    loop = SingleStatements.of(engine, waiting=False).connection().connection.dbapi_connection
+    loop.execute("BEGIN")
+    try:
+        assert log.append_now(engine, [_event("later")]) is False  # nothing written, nothing broken
+    finally:
+        loop.execute("COMMIT")
+    assert log.append_now(engine, [_event("now")]) is True
+    with engine.connect() as connection:
+        assert [row.event_id for row in log.rows(connection)] == ["now"]
 
 
 def test_append_now_declines_where_a_commit_could_wait() -> None:
@@ -177,3 +203,15 @@ def test_an_audited_read_behind_a_writer_does_not_stall_the_loop_and_is_audited_
     assert worst_lag < 0.2  # ... on a worker thread: the loop kept running
     assert hand_offs == ["run_deferred"]
     assert len(_events_about(services, "pa")) > len(before)
+
+
+def test_a_request_served_on_the_loop_reads_on_the_loops_never_waiting_connection(gateway) -> None:  # type: ignore[no-untyped-def]
+    from gateway.fhir.context import RequestScope
+
+    services = gateway[0]
+    never_waiting = SingleStatements.of(services.store.engine, waiting=False).connection()
+    with RequestScope(services, on_event_loop=True).reading(snapshot=False) as connection:
+        assert connection.connection.dbapi_connection is never_waiting.connection.dbapi_connection
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 0
+    with RequestScope(services).reading(snapshot=False) as connection:  # a worker thread's may wait
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0

@@ -402,3 +402,28 @@ def test_the_actor_is_each_request_s_own(services: Any) -> None:
                                    headers={"x-forwarded-for": "10.0.0.1"}), identity(client_id="other-app"))
     read, _ = events(services)[-2:]
     assert "other-app" in {agent["who"].get("identifier", {}).get("value") for agent in read["agent"]}
+
+
+def test_authz_consent_events_of_one_shared_decision_carry_each_request_s_own_details() -> None:
+    """What an AuthZconsent says of its decision is made once per decision and shared; the decision id and the
+    break-the-glass reason are each request's own, in their places."""
+    from gateway.audit.events import Access, Actor, DecisionFacts, consent_event
+
+    decision = DecisionFacts("p1", "permit", "btg", "v1", "en", "nl", "WGBO", ("btg-audit", "review"),
+                             ("Consent/c1",), 2)
+    actor = Actor(client_id="c", purpose_of_use="BTG")
+    first = consent_event(decision, Access("read", "GET", "Observation/o1", decision_id="d1", btg_reason="coma"),
+                          actor, "2026-01-01T00:00:00.000000+00:00", "e1", "site")
+    second = consent_event(decision, Access("read", "GET", "Observation/o1", decision_id="d2"),
+                           actor, "2026-01-01T00:00:01.000000+00:00", "e2", "site")
+
+    def details(event: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(d["type"], d["valueString"]) for d in event["entity"][-1]["detail"]]
+
+    assert details(first) == [("decision-id", "d1"), ("effect", "permit"), ("rule", "btg"), ("policy", "v1"),
+                              ("reason-en", "en"), ("reason-nl", "nl"), ("resources", "2"), ("legal-basis", "WGBO"),
+                              ("obligation", "btg-audit"), ("obligation", "review"), ("btg-reason", "coma")]
+    assert details(second)[0] == ("decision-id", "d2") and ("btg-reason", "coma") not in details(second)
+    assert [e["what"]["reference"] for e in first["entity"][:-1]] == ["Patient/p1", "Consent/c1"]
+    assert first["entity"][:-1] == second["entity"][:-1] and first["outcome"] == second["outcome"] == "0"
+    assert (first["id"], second["id"]) == ("e1", "e2")

@@ -32,7 +32,7 @@ class FakeStore:
     current: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @contextmanager
-    def read(self, snapshot: bool = True) -> Iterator[None]:
+    def read(self, snapshot: bool = True, waiting: bool = True) -> Iterator[None]:
         yield None
 
     def get(self, connection: Any, resource_type: str, resource_id: str) -> Any:

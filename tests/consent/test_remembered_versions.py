@@ -94,3 +94,15 @@ def test_a_search_vouches_only_for_unchanged_stored_content(gateway: Gateway, pa
     for resource in resources:
         kept, stored = result.versions[id(resource)]
         assert kept is resource and stored.resource() == resource
+
+
+def test_a_stored_document_is_judged_by_its_parts_at_every_read(gateway: Gateway) -> None:
+    """A read of one stored resource is judged on its remembered shape alone, but a stored Bundle is judged by the
+    resources in it, the first time and every time after."""
+    labelled = observation("od", "pa", "ggz-in-document", meta=GGZ)
+    document = {"resourceType": "Bundle", "id": "doc-ggz", "type": "collection",
+                "entry": [{"fullUrl": "urn:uuid:1", "resource": labelled}]}
+    _save(gateway, document)
+    for _ in range(2):
+        response = gateway.get("Bundle/doc-ggz")
+        assert response.status_code in {403, 404} and "ggz-in-document" not in response.text

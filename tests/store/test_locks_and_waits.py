@@ -82,3 +82,39 @@ def test_begin_immediate_waits_in_short_steps_and_gives_up_at_the_timeout(tmp_pa
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 600  # restored after the wait
     holder.close()
     engine.dispose()
+
+
+def test_the_event_loops_connections_never_wait_and_never_checkpoint(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'n.db'}", timeout=5)
+    never_waiting = SingleStatements.of(engine, waiting=False)
+    assert never_waiting is SingleStatements.of(engine, waiting=False)
+    assert never_waiting is not SingleStatements.of(engine)
+    with SingleStatements.of(engine).write() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    with never_waiting() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 0
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    holder = engine.connect().execution_options(write=True)
+    holder.begin()
+    holder.exec_driver_sql("INSERT INTO t VALUES (1)")
+    with never_waiting() as connection:  # WAL: a reader is not held up by the writer
+        assert connection.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+    begun = time.monotonic()
+    with pytest.raises(OperationalError, match="locked"):
+        with never_waiting.write() as connection:
+            connection.exec_driver_sql("INSERT INTO t VALUES (2)")
+    assert time.monotonic() - begun < 0.5  # at once, not after the 5 s busy timeout
+    holder.commit()
+    holder.close()
+    with SingleStatements.of(engine)() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000  # the waiting ones: unchanged
+    never_waiting.discard()  # replaced at its next use, configured alike
+    with never_waiting() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 0
+    engine.dispose()
+
+
+def test_in_memory_there_is_one_connection_to_wait_on() -> None:
+    engine = create_database_engine("sqlite://")
+    assert SingleStatements.of(engine, waiting=False) is SingleStatements.of(engine)
+    engine.dispose()
