@@ -167,7 +167,9 @@ class ConsentStage:
             if found is None and (body := _body_to_judge(it, result)) is not None:
                 found = self.engine.describer.shape_and_reference_of(body, stored)
             if found is not None:
-                return self._judge_one(scope, it, ctx, record, result, now, *found)
+                shape, reference = found
+                decision = self._decide_one(scope, ctx, record, now, shape, reference)
+                return self._released_or_refused(it, ctx, record, result, decision, reference)
         body = _body_to_judge(it, result)
         if body is None:
             return result
@@ -198,18 +200,11 @@ class ConsentStage:
             return result
         return self._released_or_refused(it, ctx, record, result, judge_unit(body, judge), reference_of(body))
 
-    def _judge_one(
-        self,
-        scope: RequestScope,
-        it: Interaction,
-        ctx: RequestContext,
-        record: InteractionRecord,
-        result: Result,
-        now: datetime,
-        shape: tuple[object, ...],
-        reference: str,
-    ) -> Result:
-        """`_filter` for one resource whose shape is known (a read): `_judge` without a body to walk."""
+    def _decide_one(
+        self, scope: RequestScope, ctx: RequestContext, record: InteractionRecord, now: datetime,
+        shape: tuple[object, ...], reference: str,
+    ) -> Decision:
+        """The decision on one resource whose shape is known (a read), recorded: `_judge` without a body to walk."""
         patients = DisclosedResource.shape_patients(shape)
         facts = {}
         if patients:
@@ -217,7 +212,7 @@ class ConsentStage:
                 facts = self.engine.facts(scope.state, connection, patients)
         decision = record.decided.get(shape) or decide_shape(self.engine.policy, ctx, shape, facts, now)
         record.decisions.append((reference, decision))
-        return self._released_or_refused(it, ctx, record, result, decision, reference)
+        return decision
 
     def _released_or_refused(
         self, it: Interaction, ctx: RequestContext, record: InteractionRecord, result: Result, decision: Decision,
