@@ -170,7 +170,8 @@ class SingleStatements:
         if connection is None or connection.closed or connection.invalidated:
             autocommit = {} if self.engine.dialect.name == "sqlite" else {"isolation_level": "AUTOCOMMIT"}
             connection = self.engine.connect().execution_options(single_statement=True, **autocommit)
-            if not self.waiting:
+            if not self.waiting:  # configured for this thread only: never handed back to the pool
+                connection.detach()
                 driver = connection.connection.dbapi_connection
                 driver.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
                 driver.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[union-attr]

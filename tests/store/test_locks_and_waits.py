@@ -118,3 +118,25 @@ def test_in_memory_there_is_one_connection_to_wait_on() -> None:
     engine = create_database_engine("sqlite://")
     assert SingleStatements.of(engine, waiting=False) is SingleStatements.of(engine)
     engine.dispose()
+
+
+def test_a_never_waiting_connection_is_not_handed_back_to_the_pool(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Its busy timeout of 0 must not reach another thread: when its thread ends, it is closed, not pooled."""
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'p.db'}", timeout=5)
+    drivers = []
+
+    def loop_thread() -> None:
+        with SingleStatements.of(engine, waiting=False)() as connection:
+            drivers.append(connection.connection.dbapi_connection)
+
+    worker = threading.Thread(target=loop_thread)
+    worker.start()
+    worker.join()
+    import gc
+
+    gc.collect()
+    for _ in range(3):  # whatever the pool hands out now waits as configured
+        with engine.connect() as connection:
+            assert connection.connection.dbapi_connection is not drivers[0]
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+    engine.dispose()
