@@ -144,7 +144,11 @@ def gateway(tmp_path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyp
         return await run_in_threadpool(function, *args)
 
     monkeypatch.setattr(routes, "run_in_threadpool", counted)
-    return services, create_app(services=services), str(database), hand_offs
+    app = create_app(services=services)
+    # the capacity outbox worker claims its rows in a write transaction at start and every second: a writer the
+    # loop's append rightly does not wait for (it would be appended on a worker thread). These tests bring their own.
+    services.capacity.hub.stop()
+    return services, app, str(database), hand_offs
 
 
 def _events_about(services, patient: str) -> list[str]:  # type: ignore[no-untyped-def]
