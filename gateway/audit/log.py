@@ -194,8 +194,9 @@ class AuditLog:
     def append_now(self, engine: Engine, pending: Sequence[Pending], reviews: Sequence[ReviewItem] = ()) -> bool:
         """`append_all(engine, ...)` for a caller that must never wait (the event loop): True once the events are
         committed; False, having written nothing, when that would mean waiting: another writer holds the SQLite
-        database, another thread of this process is appending, or the database is not a SQLite file (PostgreSQL
-        commits over the network). Failures other than waiting are an AuditWriteError, as for `append_all`."""
+        database, another thread of this process is appending, a read is still open on the loop's connection, or
+        the database is not a SQLite file (PostgreSQL commits over the network). Failures other than waiting are
+        an AuditWriteError, as for `append_all`."""
         if not sqlite_file(engine):
             return False
         with _FailingClosed(engine.dialect):
