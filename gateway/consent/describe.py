@@ -48,12 +48,8 @@ class Describer:
         )
 
     def describe(self, resource: Mapping[str, Any]) -> DisclosedResource:
-        return self.described(resource, self.shape(resource))
-
-    def described(self, resource: Mapping[str, Any], shape: tuple[object, ...]) -> DisclosedResource:
-        """`describe(resource)` for a resource whose shape is known already."""
         resource_id = resource.get("id")
-        return DisclosedResource.from_shape(shape, resource_id if isinstance(resource_id, str) else None)
+        return DisclosedResource.from_shape(self.shape(resource), resource_id if isinstance(resource_id, str) else None)
 
     def shape(self, resource: Mapping[str, Any]) -> tuple[object, ...]:
         """`describe(resource).shape` without building the description: what a decision depends on (all but the
@@ -62,7 +58,7 @@ class Describer:
 
     def remembered(self, version: StoredVersion) -> tuple[tuple[object, ...], str] | None:
         """`shape_and_reference_of` a stored version if it is remembered (without its content)."""
-        return self._versions.get((version.type, version.id, version.version, version.last_updated))
+        return self._versions.get(_version_key(version))
 
     def shape_and_reference_of(
         self, resource: Mapping[str, Any], version: StoredVersion
@@ -70,7 +66,7 @@ class Describer:
         """`shape_and_reference(resource)` for a resource that is `version`'s stored content, unchanged (the caller
         vouches for that): remembered per version, which never changes. A page of search results is mostly
         versions seen before; describing each again cost more than its decision."""
-        key = (version.type, version.id, version.version, version.last_updated)
+        key = _version_key(version)
         found = self._versions.get(key)
         return found if found is not None else self._versions.keep(key, self.shape_and_reference(resource))
 
@@ -138,6 +134,10 @@ class Describer:
 
 
 _NO_LABELS: frozenset[str] = frozenset()
+
+
+def _version_key(version: StoredVersion) -> tuple[str, str, int, str]:
+    return version.type, version.id, version.version, version.last_updated
 
 
 def security_labels(resource: Mapping[str, Any]) -> frozenset[str]:

@@ -8,7 +8,7 @@ ones are removed (see gateway.consent.responses), a withheld single resource bec
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +26,15 @@ from gateway.consent.engine import (
     InteractionRecord,
 )
 from gateway.consent.explain import btg_hint
-from gateway.consent.model import DENY_AS_404, TIME_BOX, Decision, DisclosedResource, Effect, RequestContext
+from gateway.consent.model import (
+    DENY_AS_404,
+    TIME_BOX,
+    Decision,
+    DisclosedResource,
+    Effect,
+    PatientFacts,
+    RequestContext,
+)
 from gateway.consent.pdp import decide_request, decide_shape
 from gateway.consent.query_safety import unsafe_search
 from gateway.consent.responses import (
@@ -161,8 +169,10 @@ class ConsentStage:
         now: datetime,
     ) -> Result:
         result.headers[DECISION_HEADER] = record.decision_id
-        stored = _one_stored_resource(it, result)
-        if stored is not None:  # a read (the most common interaction): the version's shape is all there is to judge
+        # a read of one resource (the most common interaction): its version's shape is all there is to judge (a
+        # Bundle or Parameters is judged by its parts)
+        stored = _served_version(it, result)
+        if stored is not None and stored.type not in CONTAINERS:
             found = self.engine.describer.remembered(stored)
             if found is None and (body := _body_to_judge(it, result)) is not None:
                 found = self.engine.describer.shape_and_reference_of(body, stored)
@@ -205,11 +215,7 @@ class ConsentStage:
         shape: tuple[object, ...], reference: str,
     ) -> Decision:
         """The decision on one resource whose shape is known (a read), recorded: `_judge` without a body to walk."""
-        patients = DisclosedResource.shape_patients(shape)
-        facts = {}
-        if patients:
-            with scope.reading(snapshot=False) as connection:
-                facts = self.engine.facts(scope.state, connection, patients)
+        facts = self._facts(scope, DisclosedResource.shape_patients(shape))
         decision = record.decided.get(shape) or decide_shape(self.engine.policy, ctx, shape, facts, now)
         record.decisions.append((reference, decision))
         return decision
@@ -258,12 +264,7 @@ class ConsentStage:
             shapes[id(resource)] = (shape, reference)
             if shape[1]:
                 patients.update(shape[1])  # type: ignore[arg-type]
-        facts = {}
-        if patients:
-            # without a snapshot transaction (no BEGIN/COMMIT): the facts query is one statement, and the facts are
-            # read apart from the data they judge anyway (see gateway.consent.facts)
-            with scope.reading(snapshot=False) as connection:
-                facts = self.engine.facts(scope.state, connection, patients)
+        facts = self._facts(scope, patients)
 
         # the id never matters to a decision: once per shape (or not at all when the handler decided it already)
         decided: dict[tuple[object, ...], Decision] = dict(record.decided)
@@ -281,6 +282,15 @@ class ConsentStage:
             return (shapes.get(id(resource)) or describer.shape_and_reference(resource))[1]
 
         return judge, reference_of
+
+    def _facts(self, scope: RequestScope, patients: Collection[str]) -> dict[str, PatientFacts]:
+        """The facts about these patients (none asked, none read). Without a snapshot transaction (no BEGIN/COMMIT):
+        the facts query is one statement, and the facts are read apart from the data they judge anyway (see
+        gateway.consent.facts)."""
+        if not patients:
+            return {}
+        with scope.reading(snapshot=False) as connection:
+            return self.engine.facts(scope.state, connection, patients)
 
     def _note(
         self,
@@ -317,12 +327,11 @@ class ConsentStage:
         return FhirError(403, "forbidden", issues[0].diagnostics, issues=issues, headers=headers)
 
 
-def _one_stored_resource(it: Interaction, result: Result) -> StoredResource | None:
-    """The stored version a read is answered with (its bytes), unless it is a resource made of resources (those
-    are judged by their parts)."""
+def _served_version(it: Interaction, result: Result) -> StoredResource | None:
+    """The stored version a read is answered with, as its stored bytes."""
     stored = result.stored
     if it.kind in READ_KINDS and result.resource is None and stored is not None and stored.body is not None:
-        return stored if stored.type not in CONTAINERS else None
+        return stored
     return None
 
 
@@ -330,8 +339,8 @@ def _body_to_judge(it: Interaction, result: Result) -> dict[str, Any] | None:
     """The response body as a dict. A read is served from its stored bytes and only judged here (never changed or
     rendered from this dict), and a decision reads no decimal: parse it with orjson (~5x faster than the
     decimal-exact parse of `Result.body_resource`; that parse for anything orjson refuses)."""
-    stored = result.stored
-    if it.kind in READ_KINDS and result.resource is None and stored is not None and stored.body is not None:
+    stored = _served_version(it, result)
+    if stored is not None and stored.body is not None:
         try:
             parsed = orjson.loads(stored.body)
         except orjson.JSONDecodeError:
